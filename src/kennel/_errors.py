@@ -1,0 +1,138 @@
+"""One exception tree for all of kennel.
+
+Every error carries the HTTP status and the AWS error code it maps to, so the
+gateway, the SDK and the CLI render the same failure the same way: the gateway as
+AWS's JSON error shape (``x-amzn-ErrorType`` header + ``{"__type", "message"}``),
+the CLI as one red line with a hint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KennelError(Exception):
+    """Base of every error kennel raises on purpose."""
+
+    status: int = 500
+    aws_code: str = "InternalFailure"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        aws_code: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+        if status is not None:
+            self.status = status
+        if aws_code is not None:
+            self.aws_code = aws_code
+
+    def to_dict(self) -> dict[str, Any]:
+        """The AWS JSON error body (``__type`` + ``message``), plus kennel's hint."""
+        body: dict[str, Any] = {"__type": self.aws_code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        body.update(self.details)
+        return body
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(KennelError):
+    """The request is malformed or names something impossible."""
+
+    status = 400
+    aws_code = "ValidationException"
+
+
+class NotFoundError(KennelError):
+    """The named resource does not exist."""
+
+    status = 404
+    aws_code = "ResourceNotFound"
+
+
+class ConflictError(KennelError):
+    """The resource exists already or is busy."""
+
+    status = 409
+    aws_code = "ResourceInUse"
+
+
+class PayloadTooLargeError(KennelError):
+    """The request body is over the limit for this route."""
+
+    status = 413
+    aws_code = "RequestTooLargeException"
+
+
+class InternalError(KennelError):
+    """Something failed inside kennel; the message says what."""
+
+    status = 500
+    aws_code = "InternalFailure"
+
+
+class ServiceUnavailableError(KennelError):
+    """The server (or the part of it the request needs) is not reachable."""
+
+    status = 503
+    aws_code = "ServiceUnavailable"
+
+
+class AuthError(KennelError):
+    """Base of the authentication failures: HTTP 403 like AWS."""
+
+    status = 403
+    aws_code = "AccessDeniedException"
+
+
+class MissingAuthenticationTokenError(AuthError):
+    aws_code = "MissingAuthenticationTokenException"
+
+
+class UnrecognizedClientError(AuthError):
+    aws_code = "UnrecognizedClientException"
+
+
+class InvalidSignatureError(AuthError):
+    aws_code = "InvalidSignatureException"
+
+
+class ExpiredTokenError(AuthError):
+    aws_code = "ExpiredTokenException"
+
+
+class IncompleteSignatureError(AuthError):
+    aws_code = "IncompleteSignatureException"
+
+
+class AccessDeniedError(AuthError):
+    aws_code = "AccessDeniedException"
+
+
+def _subclasses(cls: type[KennelError]) -> list[type[KennelError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_from_response(status: int, body: dict[str, Any]) -> KennelError:
+    """Rebuild a KennelError from the JSON error a kennel (or AWS) server answered."""
+    code = str(body.get("__type") or body.get("Type") or "InternalFailure")
+    message = str(body.get("message") or body.get("Message") or f"HTTP {status}")
+    hint = body.get("hint")
+    for cls in _subclasses(KennelError):
+        if cls.aws_code == code and cls.status == status:
+            return cls(message, hint=hint)
+    return KennelError(message, hint=hint, status=status, aws_code=code)

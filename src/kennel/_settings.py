@@ -1,0 +1,116 @@
+"""Settings: ``KENNEL_*`` environment variables, then ``$KENNEL_HOME/config.toml``.
+
+The one piece of global state kennel allows; everything else is passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_PORT = 7733
+"""The documented default port of ``kennel server`` (override with KENNEL_PORT / --port)."""
+
+
+def default_home() -> Path:
+    return Path("~/.kennel").expanduser()
+
+
+class Settings(BaseSettings):
+    """Everything a kennel server or client can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="KENNEL_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    endpoint_url: str | None = None
+    """Where clients find the server; defaults to http://host:port."""
+    profile: str = "kennel"
+    """The AWS shared-credentials profile the bootstrap writes and clients read."""
+    region: str = "us-east-1"
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to a SQLite file in the home folder."""
+    artifact_url: str | None = None
+    """fsspec URL of the artifact store; defaults to a folder in the home folder."""
+    ray_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("KENNEL_RAY_ADDRESS", "RAY_ADDRESS")
+    )
+    """A Ray cluster to join; unset means: start a local Ray head."""
+    master_key: str | None = None
+    """Fernet key that encrypts secret keys at rest; defaults to a 0600 file in the home."""
+    write_aws_profile: bool = True
+    """Write the bootstrap admin's key into the AWS shared credentials/config files."""
+    max_clock_skew_seconds: int = 300
+    max_request_bytes: int = 20 * 2**30
+    max_json_bytes: int = 6 * 2**20
+    dataset_max_bytes: int = 20 * 2**30
+    dataset_max_files: int = 200_000
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = _home_from_env()
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / "config.toml")
+        return (init_settings, env_settings, toml)
+
+    # Derived locations -------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'kennel.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        return self.artifact_url or str(self.home / "artifacts")
+
+    @property
+    def resolved_endpoint_url(self) -> str:
+        if self.endpoint_url:
+            return self.endpoint_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / "tmp"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def server_file(self) -> Path:
+        """Written by a running server: its pid and URL (for ``server stop``/``status``)."""
+        return self.home / "server.json"
+
+
+def _home_from_env() -> Path:
+    import os
+
+    raw = os.environ.get("KENNEL_HOME")
+    return Path(raw).expanduser() if raw else default_home()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings now (env + config file), with explicit overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,180 @@
+"""Every request is SigV4-verified before any route sees it.
+
+A pure ASGI middleware: it reads the body once (spooling big uploads to disk while
+hashing them), verifies the signature against the raw request, and hands the route
+the caller's identity plus a replay of the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+from kennel._errors import KennelError, PayloadTooLargeError, ValidationError
+from kennel.api._context import ServerContext
+from kennel.api._errors import error_response
+from kennel.iam.sigv4 import SignedRequest, verify
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SPOOL_IN_MEMORY = 8 * 2**20
+CHUNK = 256 * 2**10
+
+# Which SigV4 service names each part of the API is signed for.
+_SERVICES: list[tuple[str, frozenset[str]]] = [
+    ("/endpoints/", frozenset({"sagemaker"})),
+    ("/2015-03-31/", frozenset({"lambda"})),
+    ("/api/v1/", frozenset({"sagemaker"})),
+]
+_DEFAULT_SERVICES = frozenset({"sagemaker"})
+
+# Routes that accept large uploads (a data set archive); everything else is JSON-sized.
+_UPLOAD_ROUTES = (("PUT", "/api/v1/datasets/"),)
+
+
+def services_for(path: str) -> frozenset[str]:
+    for prefix, services in _SERVICES:
+        if path.startswith(prefix):
+            return services
+    return _DEFAULT_SERVICES
+
+
+class Body:
+    """A request body read once: spooled to disk past 8 MB, with its SHA-256."""
+
+    def __init__(self, file: BinaryIO, size: int, sha256: str) -> None:
+        self.file = file
+        self.size = size
+        self.sha256 = sha256
+
+
+class SigV4Middleware:
+    def __init__(self, app: ASGIApp, ctx: ServerContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    def _limit(self, method: str, path: str) -> int:
+        settings = self.ctx.settings
+        for upload_method, prefix in _UPLOAD_ROUTES:
+            if method == upload_method and path.startswith(prefix):
+                return settings.max_request_bytes
+        return settings.max_json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4())
+        path: str = scope["path"]
+        body: Body | None = None
+        try:
+            body = await self._read_body(scope, receive, self._limit(scope["method"], path))
+            identity = self._verify(scope, body)
+        except KennelError as err:
+            if body is not None:
+                body.file.close()
+            await error_response(err, path, request_id)(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state.update(identity=identity, request_id=request_id, body=body)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-amzn-requestid", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, _replay(body, receive), send_with_id)
+        finally:
+            body.file.close()
+
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> Body:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError as exc:
+                    raise ValidationError("Content-Length is not a number.") from exc
+                if declared > limit:
+                    raise _too_large(declared, limit)
+        spool = tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, dir=self.ctx.settings.tmp_dir
+        )
+        digest = hashlib.sha256()
+        size = 0
+        more = True
+        try:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ValidationError("The client disconnected before sending the body.")
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(size, limit)
+                digest.update(chunk)
+                spool.write(chunk)
+                more = bool(message.get("more_body", False))
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return Body(spool, size, digest.hexdigest())  # type: ignore[arg-type]
+
+    def _verify(self, scope: Scope, body: Body) -> Any:
+        ctx = self.ctx
+        request = SignedRequest(
+            method=scope["method"],
+            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            payload_sha256=body.sha256,
+        )
+        identity = verify(
+            request,
+            lookup=ctx.credentials.lookup,
+            region=ctx.region,
+            services=services_for(scope["path"]),
+            now=datetime.now(UTC),
+            max_skew=timedelta(seconds=ctx.settings.max_clock_skew_seconds),
+        )
+        ctx.credentials.touch(identity.access_key_id)
+        return identity
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"Request body of {size} bytes is over this route's limit of {limit} bytes.",
+        hint="Send a smaller body, or raise KENNEL_MAX_REQUEST_BYTES / KENNEL_MAX_JSON_BYTES "
+        "on the server.",
+    )
+
+
+def _replay(body: Body, upstream: Receive) -> Receive:
+    """A receive() that hands the already-read body to the app in chunks.
+
+    Once the body is out, it passes through to the server's receive, which is how the
+    app still learns of a client disconnect.
+    """
+    done = False
+
+    async def receive() -> Message:
+        nonlocal done
+        if done:
+            return await upstream()
+        chunk = body.file.read(CHUNK)
+        if len(chunk) < CHUNK:
+            done = True
+        return {"type": "http.request", "body": chunk, "more_body": not done}
+
+    return receive

@@ -1,0 +1,61 @@
+"""What a running server is made of, built once and handed to the app (no globals)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from kennel._settings import Settings
+from kennel.cluster import RayCluster
+from kennel.datasets._service import DatasetService
+from kennel.iam._bootstrap import BootstrapResult, bootstrap, write_aws_config
+from kennel.iam._credentials import CredentialStore
+from kennel.iam._keys import SecretBox
+from kennel.store import ArtifactStore, Database
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    artifacts: ArtifactStore
+    credentials: CredentialStore
+    account: BootstrapResult
+    ray: RayCluster
+    datasets: DatasetService
+    started_at: float = field(default_factory=time.time)
+    pid: int = field(default_factory=os.getpid)
+
+    @property
+    def account_id(self) -> str:
+        return self.account.account_id
+
+    @property
+    def region(self) -> str:
+        return self.account.region
+
+
+def build_context(settings: Settings) -> ServerContext:
+    """Open the home folder: migrate the database, bootstrap the account, recover leftovers."""
+    for folder in (settings.home, settings.tmp_dir, settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    box = SecretBox.from_file_or_env(settings.home / "master.key", settings.master_key)
+    account = bootstrap(db, box, settings)
+    if settings.write_aws_profile:
+        write_aws_config(settings)
+    artifacts = ArtifactStore(settings.resolved_artifact_url)
+    datasets = DatasetService(db, artifacts, settings)
+    datasets.recover()
+    return ServerContext(
+        settings=settings,
+        db=db,
+        artifacts=artifacts,
+        credentials=CredentialStore(db, box),
+        account=account,
+        ray=RayCluster(settings.ray_address),
+        datasets=datasets,
+    )

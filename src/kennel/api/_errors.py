@@ -1,0 +1,90 @@
+"""Errors on the wire in AWS's shape: ``x-amzn-ErrorType`` header and a JSON body."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kennel._errors import InternalError, KennelError, NotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+LAMBDA_PREFIX = "/2015-03-31/"
+
+
+def error_body(err: KennelError, path: str) -> bytes:
+    if path.startswith(LAMBDA_PREFIX):
+        # Lambda's service errors carry Type/message; the code travels in the header.
+        body = {"Type": "User" if err.status < 500 else "Service", "message": err.message}
+    else:
+        body = err.to_dict()
+    return json.dumps(body).encode()
+
+
+def error_headers(err: KennelError, request_id: str) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-amzn-ErrorType": err.aws_code,
+        "x-amzn-RequestId": request_id,
+    }
+
+
+def error_response(err: KennelError, path: str, request_id: str | None = None) -> Response:
+    return Response(
+        content=error_body(err, path),
+        status_code=err.status,
+        headers=error_headers(err, request_id or str(uuid.uuid4())),
+    )
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or uuid.uuid4())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_kennel_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KennelError)
+        return error_response(exc, request.url.path, _request_id(request))
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        err = ValidationError(
+            f"Invalid request: {problems}", hint="See the API reference at /docs."
+        )
+        return error_response(err, request.url.path, _request_id(request))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        err: KennelError
+        if exc.status_code == 404:
+            err = NotFoundError(
+                f"No route for {request.method} {request.url.path}.",
+                hint="Check the URL; the API lives under /api/v1.",
+                aws_code="UnknownOperationException",
+            )
+        else:
+            err = KennelError(str(exc.detail), status=exc.status_code, aws_code="HttpError")
+        return error_response(err, request.url.path, _request_id(request))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = InternalError(
+            f"Internal error ({type(exc).__name__}): {exc}",
+            hint="See the server log (kennel home, logs/server.log).",
+        )
+        return error_response(err, request.url.path, _request_id(request))
+
+    app.add_exception_handler(KennelError, on_kennel_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,62 @@
+"""Running the gateway in this process until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import uvicorn
+
+from kennel._settings import Settings
+from kennel.api._app import create_app
+from kennel.api._context import build_context
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> None:
+    """Build the server and run it; uvicorn turns SIGTERM into a clean shutdown."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx = build_context(settings)
+    if ctx.account.created:
+        log.info(
+            "bootstrapped account %s (%s); admin access key %s written to AWS profile %r",
+            ctx.account_id,
+            ctx.region,
+            ctx.account.admin_access_key_id,
+            settings.profile,
+        )
+    app = create_app(ctx)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    _write_server_file(settings)
+    try:
+        server.run()
+    finally:
+        _remove_server_file(settings.server_file)
+    log.info("kennel server stopped")
+
+
+def _write_server_file(settings: Settings) -> None:
+    info = {"pid": os.getpid(), "url": settings.resolved_endpoint_url, "port": settings.port}
+    tmp = settings.server_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(settings.server_file)
+
+
+def _remove_server_file(path: Path) -> None:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if info.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)

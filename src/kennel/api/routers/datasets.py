@@ -1,0 +1,78 @@
+"""``/api/v1/datasets``: labelled image sets in the train/valid/test layout."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field, model_validator
+
+from kennel._errors import ValidationError
+from kennel.api._deps import Context, RawBody
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+
+class DemoOptions(BaseModel):
+    image_size: int = Field(default=64, ge=8, le=512)
+    seed: int = 0
+
+
+class CreateDataset(BaseModel):
+    """Create from a URL the server fetches, or render the demo set."""
+
+    name: str
+    source_url: str | None = None
+    demo: DemoOptions | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CreateDataset:
+        if (self.source_url is None) == (self.demo is None):
+            raise ValueError("give exactly one of source_url or demo")
+        return self
+
+
+@router.post("", status_code=201)
+def create_dataset(spec: CreateDataset, ctx: Context) -> dict[str, Any]:
+    if spec.demo is not None:
+        return ctx.datasets.create_demo(
+            spec.name, image_size=spec.demo.image_size, seed=spec.demo.seed
+        )
+    assert spec.source_url is not None
+    return ctx.datasets.create_from_url(spec.name, spec.source_url)
+
+
+@router.put("/{name}", status_code=201)
+def upload_dataset(name: str, body: RawBody, ctx: Context) -> dict[str, Any]:
+    """The body is the archive itself (.zip or .tar[.gz]), as the CLI uploads it."""
+    if body.size == 0:
+        raise ValidationError(
+            "The request body is empty.", hint="Send the data set archive as the body."
+        )
+    staging = Path(tempfile.mkdtemp(prefix="upload-", dir=ctx.settings.tmp_dir))
+    try:
+        archive = staging / "archive"
+        with archive.open("wb") as out:
+            shutil.copyfileobj(body.file, out, 2**20)
+        return ctx.datasets.create_from_archive(name, archive, source="upload")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@router.get("")
+def list_datasets(ctx: Context) -> dict[str, Any]:
+    return {"datasets": ctx.datasets.list()}
+
+
+@router.get("/{name}")
+def describe_dataset(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.datasets.describe(name)
+
+
+@router.delete("/{name}", status_code=204)
+def delete_dataset(name: str, ctx: Context) -> Response:
+    ctx.datasets.delete(name)
+    return Response(status_code=204)

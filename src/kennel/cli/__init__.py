@@ -1,0 +1,30 @@
+"""The ``kennel`` command: a thin, signed client of the HTTP API (plus running the server)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from kennel._errors import KennelError
+from kennel.cli import datasets, server
+from kennel.cli._output import print_error
+
+app = typer.Typer(
+    name="kennel",
+    help="kennel: train, tune, deploy and serve an image classifier, SageMaker-style, on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(server.app, name="server")
+app.command("status")(server.status)
+app.add_typer(datasets.app, name="datasets")
+
+
+def main() -> None:
+    try:
+        app()
+    except KennelError as err:
+        print_error(err)
+        sys.exit(1)

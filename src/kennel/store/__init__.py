@@ -1,0 +1,7 @@
+"""State: SQLAlchemy models and the database, artifacts through fsspec."""
+
+from kennel.store._artifacts import ArtifactStore
+from kennel.store._db import Database
+from kennel.store._models import AccessKey, Account, Base, Dataset, User
+
+__all__ = ["AccessKey", "Account", "ArtifactStore", "Base", "Database", "Dataset", "User"]

@@ -1,0 +1,98 @@
+"""The ``kennel`` command as a user types it, against a real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._server import RunningServer, free_port, kennel_env
+
+pytestmark = pytest.mark.e2e
+
+
+def kennel(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "kennel", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kennel {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_datasets_commands(server: RunningServer, tmp_path: Path) -> None:
+    env = server.env
+    made = json.loads(kennel(env, "datasets", "make-demo", "cli-digits", "--json").stdout)
+    assert made["status"] == "Available" and made["num_classes"] == 10
+
+    listed = json.loads(kennel(env, "datasets", "list", "--json").stdout)
+    assert "cli-digits" in [d["name"] for d in listed]
+
+    human = kennel(env, "datasets", "describe", "cli-digits").stdout
+    assert "cli-digits" in human and "001.zero" in human and "train" in human
+
+    folder = tmp_path / "rendered"
+    kennel(env, "datasets", "make-demo", "--output", str(folder), "--image-size", "16")
+    assert (folder / "train" / "001.zero").is_dir()
+    uploaded = json.loads(
+        kennel(env, "datasets", "create", "cli-folder", "--from", str(folder), "--json").stdout
+    )
+    assert uploaded["total_images"] == made["total_images"]
+
+    kennel(env, "datasets", "delete", "cli-folder")
+    kennel(env, "datasets", "delete", "cli-digits")
+    assert json.loads(kennel(env, "datasets", "list", "--json").stdout) == [
+        d for d in listed if d["name"] != "cli-digits"
+    ]
+
+
+def test_errors_are_one_red_line_with_a_hint(server: RunningServer) -> None:
+    result = kennel(server.env, "datasets", "describe", "no-such-set", check=False)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("Error (ResourceNotFound): Data set 'no-such-set' does not exist")
+    assert lines[1].strip().startswith("hint:")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_local_path_is_a_clear_error(server: RunningServer, tmp_path: Path) -> None:
+    result = kennel(server.env, "datasets", "create", "x", "--from", str(tmp_path / "nope"),
+                    check=False)
+    assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+def test_status_json(server: RunningServer) -> None:
+    info = json.loads(kennel(server.env, "status", "--json").stdout)
+    assert info["server"]["state"] == "running"
+    assert info["store"]["schema_revision"]
+
+
+def test_background_server_status_and_stop(tmp_path: Path) -> None:
+    env = kennel_env(tmp_path / "home", free_port())
+    assert kennel(env, "status", check=False).returncode == 1
+
+    started = kennel(env, "server", "--background")
+    assert "running at http://127.0.0.1:" in started.stdout
+    try:
+        again = kennel(env, "server", "--background")
+        assert "already running" in again.stdout
+        info = json.loads(kennel(env, "status", "--json").stdout)
+        assert info["ray"]["state"] == "running"
+        assert kennel(env, "status").stdout.count("running") >= 2
+    finally:
+        stopped = kennel(env, "server", "stop")
+    assert "stopped" in stopped.stdout
+    assert not (tmp_path / "home" / "server.json").exists()
+    assert "Traceback" not in (tmp_path / "home" / "logs" / "server.log").read_text()
+    status = kennel(env, "status", "--json", check=False)
+    assert status.returncode == 1
+    assert json.loads(status.stdout)["server"]["state"] == "not running"
