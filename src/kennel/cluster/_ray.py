@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 class RayCluster:
     """The server's connection to Ray.
 
-    ``start()`` runs in a background thread so the gateway answers while Ray boots
-    (a few seconds on a laptop); ``describe()`` tells where it is at.
+    Ray boots in the background so the gateway answers at once (a local head takes a
+    few seconds). The Ray driver is owned by one long-lived thread: Ray's driver state
+    dies with the thread that called ``ray.init`` (seen with Ray 2.60: later calls hang),
+    so ``init``, ``shutdown`` and the status queries all run there.
     """
 
     def __init__(self, address: str | None, *, namespace: str = "kennel") -> None:
@@ -22,10 +24,9 @@ class RayCluster:
         self.namespace = namespace
         self.state = "stopped"
         self.error: str | None = None
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._started_at: float | None = None
-        self._ready_seconds: float | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-driver")
+        self._started: Future[None] | None = None
+        self._start_seconds: float | None = None
 
     @property
     def mode(self) -> str:
@@ -33,11 +34,10 @@ class RayCluster:
 
     def start_in_background(self) -> None:
         self.state = "starting"
-        self._started_at = time.monotonic()
-        self._thread = threading.Thread(target=self._start, name="ray-start", daemon=True)
-        self._thread.start()
+        self._started = self._executor.submit(self._start)
 
     def _start(self) -> None:
+        began = time.monotonic()
         try:
             import ray
 
@@ -52,18 +52,16 @@ class RayCluster:
                 # "local" forces a new head even if another Ray runs on this machine.
                 ray.init(address="local", include_dashboard=False, **kwargs)
             self.state = "running"
-            if self._started_at is not None:
-                self._ready_seconds = time.monotonic() - self._started_at
+            self._start_seconds = time.monotonic() - began
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported as state
             self.state = "error"
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("Ray did not start: %s", self.error)
-        finally:
-            self._ready.set()
 
     def wait(self, timeout: float) -> bool:
         """Block until Ray is up or failed; True when it is running."""
-        self._ready.wait(timeout)
+        if self._started is not None:
+            self._started.result(timeout)
         return self.state == "running"
 
     def describe(self) -> dict[str, Any]:
@@ -72,24 +70,29 @@ class RayCluster:
             info["address"] = self.address
         if self.error:
             info["error"] = self.error
-        if self._ready_seconds is not None:
-            info["start_seconds"] = round(self._ready_seconds, 2)
+        if self._start_seconds is not None:
+            info["start_seconds"] = round(self._start_seconds, 2)
         if self.state == "running":
-            import ray
-
-            nodes = [n for n in ray.nodes() if n.get("Alive")]
-            info["nodes"] = len(nodes)
-            info["resources"] = {
-                k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")
-            }
-            info["gcs_address"] = ray.get_runtime_context().gcs_address
+            info.update(self._executor.submit(_cluster_info).result(30))
         return info
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._ready.wait(60)
+        if self._started is not None:
+            self._started.result(120)
         if self.state == "running":
             import ray
 
-            ray.shutdown()
+            self._executor.submit(ray.shutdown).result(60)
         self.state = "stopped"
+        self._executor.shutdown(wait=True)
+
+
+def _cluster_info() -> dict[str, Any]:
+    import ray
+
+    resources = {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
+    return {
+        "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+        "resources": resources,
+        "gcs_address": ray.get_runtime_context().gcs_address,
+    }

@@ -1,0 +1,1 @@
+"""Identity and access: SigV4 request verification, access keys and credentials."""
