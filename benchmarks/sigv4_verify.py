@@ -94,8 +94,10 @@ def main() -> None:
     print(f"{'what':<32}{'median µs/request':>20}")
     print(f"{'botocore SigV4Auth.add_auth':<32}{statistics.median(signs):>20.1f}")
     print(f"{'kennel sigv4.verify':<32}{statistics.median(verifies):>20.1f}")
-    print(f"body {len(BODY)} bytes, {ROUNDS} rounds x {BATCH} calls, ratio per round to the "
-          "mean of the probes before and after")
+    print(
+        f"body {len(BODY)} bytes, {ROUNDS} rounds x {BATCH} calls, ratio per round to the "
+        "mean of the probes before and after"
+    )
     print(f"RESULT sigv4_verify_vs_botocore_sign {statistics.median(ratios):.2f} goal<=1.5")
 
 

@@ -76,7 +76,9 @@ class KennelClient:
             )
         endpoint = endpoint_url or settings.endpoint_url or _profile_endpoint(session)
         region = session.get_config_variable("region") or settings.region
-        return cls(endpoint or settings.resolved_endpoint_url, creds.get_frozen_credentials(), region)
+        return cls(
+            endpoint or settings.resolved_endpoint_url, creds.get_frozen_credentials(), region
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests._server import RunningServer, free_port, kennel_env
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +23,9 @@ def kennel(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
         stdin=subprocess.DEVNULL,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"kennel {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"kennel {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -65,8 +65,9 @@ def test_errors_are_one_red_line_with_a_hint(server: RunningServer) -> None:
 
 
 def test_missing_local_path_is_a_clear_error(server: RunningServer, tmp_path: Path) -> None:
-    result = kennel(server.env, "datasets", "create", "x", "--from", str(tmp_path / "nope"),
-                    check=False)
+    result = kennel(
+        server.env, "datasets", "create", "x", "--from", str(tmp_path / "nope"), check=False
+    )
     assert result.returncode == 1 and "does not exist" in result.stderr
 
 

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests._server import REPO, free_port, kennel_env
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +29,12 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = kennel_env(tmp_path / "home", free_port())
     try:
         result = subprocess.run(
-            ["make", "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+            ["make", "demo"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
             stdin=subprocess.DEVNULL,
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -38,14 +42,21 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert "demo-digits" in result.stdout and "001.zero" in result.stdout
         # A second run finds the server and the data set and still succeeds.
         again = subprocess.run(
-            ["make", "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+            ["make", "demo"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
             stdin=subprocess.DEVNULL,
         )
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout
     finally:
         subprocess.run(
-            [str(REPO / ".venv" / "bin" / "kennel"), "server", "stop"], env=env, timeout=120,
+            [str(REPO / ".venv" / "bin" / "kennel"), "server", "stop"],
+            env=env,
+            timeout=120,
             capture_output=True,
         )
     assert not (tmp_path / "home" / "server.json").exists()

@@ -23,7 +23,9 @@ def test_unknown_codes_keep_status_and_code() -> None:
 
 
 def test_lambda_shape_is_understood() -> None:
-    err = error_from_response(404, {"Type": "User", "message": "gone", "__type": "ResourceNotFound"})
+    err = error_from_response(
+        404, {"Type": "User", "message": "gone", "__type": "ResourceNotFound"}
+    )
     assert isinstance(err, NotFoundError)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,10 +20,12 @@ def create_app(ctx: ServerContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.ray.start_in_background()
+        keeper = asyncio.create_task(_keep_signal_handlers(ctx))
         try:
             yield
         finally:
-            ctx.ray.stop()
+            keeper.cancel()
+            await asyncio.to_thread(ctx.ray.stop)
             ctx.db.dispose()
 
     app = FastAPI(
@@ -37,3 +41,17 @@ def create_app(ctx: ServerContext) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(SigV4Middleware, ctx=ctx)
     return app
+
+
+async def _keep_signal_handlers(ctx: ServerContext) -> None:
+    """Put the server's SIGTERM/SIGINT handlers back once Ray has started.
+
+    Ray's core worker installs a C-level failure handler for SIGTERM that kills the
+    process outright; re-installing the Python handlers (uvicorn's) keeps shutdown clean.
+    This runs on the event loop, i.e. the main thread, where signal.signal() is allowed.
+    """
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    await asyncio.to_thread(ctx.ray.wait, 600)
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from kennel._errors import KennelError, PayloadTooLargeError, ValidationError
 from kennel.api._context import ServerContext
@@ -50,7 +50,7 @@ def services_for(path: str) -> frozenset[str]:
 class Body:
     """A request body read once: spooled to disk past 8 MB, with its SHA-256."""
 
-    def __init__(self, file: BinaryIO, size: int, sha256: str) -> None:
+    def __init__(self, file: IO[bytes], size: int, sha256: str) -> None:
         self.file = file
         self.size = size
         self.sha256 = sha256
@@ -107,8 +107,8 @@ class SigV4Middleware:
                     raise ValidationError("Content-Length is not a number.") from exc
                 if declared > limit:
                     raise _too_large(declared, limit)
-        spool = tempfile.SpooledTemporaryFile(
-            max_size=SPOOL_IN_MEMORY, dir=self.ctx.settings.tmp_dir
+        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by the caller
+            max_size=SPOOL_IN_MEMORY, dir=str(self.ctx.settings.tmp_dir)
         )
         digest = hashlib.sha256()
         size = 0
@@ -129,7 +129,7 @@ class SigV4Middleware:
             spool.close()
             raise
         spool.seek(0)
-        return Body(spool, size, digest.hexdigest())  # type: ignore[arg-type]
+        return Body(spool, size, digest.hexdigest())
 
     def _verify(self, scope: Scope, body: Body) -> Any:
         ctx = self.ctx

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -38,12 +40,21 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully, with
+    # the handlers it found at start; these make that re-raise a logged no-op, so the
+    # cleanup below runs and a SIGTERM'd server exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _log_stop_signal)
     _write_server_file(settings)
     try:
         server.run()
     finally:
         _remove_server_file(settings.server_file)
     log.info("kennel server stopped")
+
+
+def _log_stop_signal(signum: int, _frame: FrameType | None) -> None:
+    log.info("shut down on %s", signal.Signals(signum).name)
 
 
 def _write_server_file(settings: Settings) -> None:

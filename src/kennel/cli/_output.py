@@ -19,7 +19,9 @@ def print_json(data: Any) -> None:
 
 
 def print_error(err: KennelError) -> None:
-    err_console.print(f"[bold red]Error[/] [red]({err.aws_code}): {err.message}[/]", highlight=False)
+    err_console.print(
+        f"[bold red]Error[/] [red]({err.aws_code}): {err.message}[/]", highlight=False
+    )
     if err.hint:
         err_console.print(f"  [dim]hint:[/] {err.hint}", highlight=False)
 

@@ -69,8 +69,13 @@ def make_demo_command(
         with err_console.status(f"Rendering demo data set into {output}..."):
             summary = make_demo(output, image_size=image_size, seed=seed)
         info = summary.to_dict()
-        info.update(name=name, status="Rendered", source="demo:digits",
-                    artifact_uri=str(output), num_classes=len(summary.classes))
+        info.update(
+            name=name,
+            status="Rendered",
+            source="demo:digits",
+            artifact_uri=str(output),
+            num_classes=len(summary.classes),
+        )
         _show(info, as_json)
         return
     with client() as api, err_console.status("Rendering and storing the demo data set..."):
@@ -91,8 +96,14 @@ def list_command(as_json: JsonOption = False) -> None:
         return
     table = Table("name", "status", "classes", "images", "size", "created")
     for d in items:
-        table.add_row(d["name"], d["status"], str(d["num_classes"]), str(d["total_images"]),
-                      human_bytes(d["total_bytes"]), d["created_at"][:19].replace("T", " "))
+        table.add_row(
+            d["name"],
+            d["status"],
+            str(d["num_classes"]),
+            str(d["total_images"]),
+            human_bytes(d["total_bytes"]),
+            d["created_at"][:19].replace("T", " "),
+        )
     console.print(table)
 
 
@@ -179,6 +190,7 @@ def _show(info: dict[str, Any], as_json: bool) -> None:
     for split_name, split in info["splits"].items():
         counts: dict[str, int] = split["counts"]
         values = list(counts.values()) or [0]
-        splits.add_row(split_name, str(sum(values)), str(len(counts)), str(min(values)),
-                       str(max(values)))
+        splits.add_row(
+            split_name, str(sum(values)), str(len(counts)), str(min(values)), str(max(values))
+        )
     console.print(splits)

@@ -93,8 +93,11 @@ def _print_status(info: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column()
     srv, acct, ray, store = info["server"], info["account"], info["ray"], info["store"]
-    table.add_row("server", f"[green]running[/] at {srv['url']} (pid {srv['pid']}, "
-                  f"version {srv['version']}, up {srv['uptime_seconds']:.0f} s)")
+    table.add_row(
+        "server",
+        f"[green]running[/] at {srv['url']} (pid {srv['pid']}, "
+        f"version {srv['version']}, up {srv['uptime_seconds']:.0f} s)",
+    )
     table.add_row("account", f"{acct['account_id']} in {acct['region']} as {srv['caller']}")
     ray_state = ray["state"]
     colour = {"running": "green", "starting": "yellow"}.get(ray_state, "red")
@@ -157,11 +160,22 @@ def _start_background(settings: Settings) -> None:
         return
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "server.log"
-    cmd = [sys.executable, "-m", "kennel", "server", "--host", settings.host,
-           "--port", str(settings.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kennel",
+        "server",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+    ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     with err_console.status("Starting kennel server...") as spinner:
@@ -195,6 +209,7 @@ def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], update: Any) 
         time.sleep(0.25)
     raise ServiceUnavailableError(
         f"kennel server did not become ready in {START_TIMEOUT:.0f} s"
-        + (f" (last error: {last.message})" if last else "") + ".",
+        + (f" (last error: {last.message})" if last else "")
+        + ".",
         hint=f"See {settings.log_dir / 'server.log'}.",
     )

@@ -76,7 +76,7 @@ class DatasetService:
 
     # Reads ------------------------------------------------------------------
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_all(self) -> list[dict[str, Any]]:
         with self.db.session() as session:
             rows = session.scalars(select(Dataset).order_by(Dataset.name)).all()
             return [dataset_to_dict(r) for r in rows]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests._server import RunningServer, start_server, stop_server
 
 from kennel._client import KennelClient
 from kennel._errors import KennelError
-from tests._server import RunningServer, start_server, stop_server
 
 
 def wait_for_ray(api: KennelClient, timeout: float = 120.0) -> dict[str, object]:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests._server import RunningServer
 
 from kennel._client import KennelClient
 from kennel._errors import KennelError
 from kennel.datasets import make_demo
-from tests._server import RunningServer
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,9 @@ def assert_nothing_left(server: RunningServer, api: KennelClient, name: str) -> 
     names = [d["name"] for d in api.get("/api/v1/datasets")["datasets"]]
     assert name not in names
     assert not (server.home / "artifacts" / "datasets" / name).exists()
-    leftovers = [p for p in (server.home / "tmp").iterdir() if p.name.startswith(("dataset-", "upload-"))]
+    leftovers = [
+        p for p in (server.home / "tmp").iterdir() if p.name.startswith(("dataset-", "upload-"))
+    ]
     assert leftovers == []
 
 
@@ -156,7 +158,9 @@ def test_oversized_archive_is_rejected(
     assert_nothing_left(server, api, "bomb")
 
 
-def test_not_an_archive_is_rejected(server: RunningServer, api: KennelClient, tmp_path: Path) -> None:
+def test_not_an_archive_is_rejected(
+    server: RunningServer, api: KennelClient, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"this is not an archive" * 10)
     err = rejected(api, "junk", junk)
@@ -211,4 +215,3 @@ def test_create_from_http_url(
     with pytest.raises(KennelError) as missing:
         api.post("/api/v1/datasets", {"name": "missing", "source_url": f"{base}/nope.zip"})
     assert missing.value.status == 400 and "404" in missing.value.message
-

@@ -35,6 +35,8 @@ def send_signed(
     request.context["timestamp"] = timestamp
     request.headers["X-Amz-Date"] = timestamp
     request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
+    if body:
+        request.headers["Content-Type"] = "application/json"
     signer = SigV4Auth(creds, service, region)
     canonical = signer.canonical_request(request)
     signature = signer.signature(signer.string_to_sign(request, canonical), request)

@@ -64,7 +64,7 @@ def upload_dataset(name: str, body: RawBody, ctx: Context) -> dict[str, Any]:
 
 @router.get("")
 def list_datasets(ctx: Context) -> dict[str, Any]:
-    return {"datasets": ctx.datasets.list()}
+    return {"datasets": ctx.datasets.list_all()}
 
 
 @router.get("/{name}")
