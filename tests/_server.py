@@ -36,7 +36,6 @@ def kennel_env(home: Path, port: int, **extra: str) -> dict[str, str]:
         AWS_SHARED_CREDENTIALS_FILE=str(home / "aws" / "credentials"),
         AWS_CONFIG_FILE=str(home / "aws" / "config"),
         PYTHONUNBUFFERED="1",
-        COLUMNS="160",
     )
     env.update(extra)
     return env

@@ -19,11 +19,14 @@ def print_json(data: Any) -> None:
 
 
 def print_error(err: KennelError) -> None:
+    # soft_wrap: the error stays one line however narrow the terminal (scripts grep it).
     err_console.print(
-        f"[bold red]Error[/] [red]({err.aws_code}): {err.message}[/]", highlight=False
+        f"[bold red]Error[/] [red]({err.aws_code}): {err.message}[/]",
+        highlight=False,
+        soft_wrap=True,
     )
     if err.hint:
-        err_console.print(f"  [dim]hint:[/] {err.hint}", highlight=False)
+        err_console.print(f"  [dim]hint:[/] {err.hint}", highlight=False, soft_wrap=True)
 
 
 def human_bytes(n: float) -> str:

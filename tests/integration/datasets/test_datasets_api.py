@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests._server import RunningServer
+from tests._signing import assert_aws_error, send_signed
 
 from kennel._client import KennelClient
 from kennel._errors import KennelError
@@ -215,3 +216,15 @@ def test_create_from_http_url(
     with pytest.raises(KennelError) as missing:
         api.post("/api/v1/datasets", {"name": "missing", "source_url": f"{base}/nope.zip"})
     assert missing.value.status == 400 and "404" in missing.value.message
+
+
+def test_bad_json_and_empty_upload_are_clear_errors(
+    server: RunningServer, api: KennelClient
+) -> None:
+    response = send_signed(server, "POST", "/api/v1/datasets", b'{"name": "x", ')
+    message = assert_aws_error(response, 400, "ValidationException")
+    assert "JSON" in message
+
+    with pytest.raises(KennelError) as empty:
+        api.request("PUT", "/api/v1/datasets/empty")
+    assert empty.value.status == 400 and "empty" in empty.value.message
