@@ -13,7 +13,7 @@ from kennel import __version__
 from kennel.api._auth import SigV4Middleware
 from kennel.api._context import ServerContext
 from kennel.api._errors import install_error_handlers
-from kennel.api.routers import datasets, runtime, status
+from kennel.api.routers import datasets, runtime, status, training, uploads
 
 
 def create_app(ctx: ServerContext) -> FastAPI:
@@ -25,6 +25,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
             yield
         finally:
             keeper.cancel()
+            await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)
             ctx.db.dispose()
 
@@ -37,7 +38,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (status, datasets, runtime):
+    for module in (status, datasets, training, uploads, runtime):
         app.include_router(module.router)
     app.add_middleware(SigV4Middleware, ctx=ctx)
     return app

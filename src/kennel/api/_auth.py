@@ -37,7 +37,7 @@ _SERVICES: list[tuple[str, frozenset[str]]] = [
 _DEFAULT_SERVICES = frozenset({"sagemaker"})
 
 # Routes that accept large uploads (a data set archive); everything else is JSON-sized.
-_UPLOAD_ROUTES = (("PUT", "/api/v1/datasets/"),)
+_UPLOAD_ROUTES = (("PUT", "/api/v1/datasets/"), ("PUT", "/api/v1/uploads/"))
 
 
 def services_for(path: str) -> frozenset[str]:

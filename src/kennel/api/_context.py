@@ -13,6 +13,7 @@ from kennel.iam._bootstrap import BootstrapResult, bootstrap, write_aws_config
 from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
 from kennel.store import ArtifactStore, Database
+from kennel.training import TrainingService
 
 
 @dataclass
@@ -24,6 +25,7 @@ class ServerContext:
     account: BootstrapResult
     ray: RayCluster
     datasets: DatasetService
+    training: TrainingService
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -50,12 +52,16 @@ def build_context(settings: Settings) -> ServerContext:
     artifacts = ArtifactStore(settings.resolved_artifact_url)
     datasets = DatasetService(db, artifacts, settings)
     datasets.recover()
+    ray = RayCluster(settings.ray_address)
+    training = TrainingService(db, artifacts, settings, ray)
+    training.recover()
     return ServerContext(
         settings=settings,
         db=db,
         artifacts=artifacts,
         credentials=CredentialStore(db, box),
         account=account,
-        ray=RayCluster(settings.ray_address),
+        ray=ray,
         datasets=datasets,
+        training=training,
     )

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, server
+from kennel.cli import datasets, server, training
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(server.app, name="server")
 app.command("status")(server.status)
 app.add_typer(datasets.app, name="datasets")
+app.command("train")(training.train)
+app.add_typer(training.jobs_app, name="jobs")
+app.command("instance-types")(training.instance_types)
 
 
 def main() -> None:

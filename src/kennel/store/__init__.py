@@ -2,6 +2,24 @@
 
 from kennel.store._artifacts import ArtifactStore
 from kennel.store._db import Database
-from kennel.store._models import AccessKey, Account, Base, Dataset, User
+from kennel.store._models import (
+    AccessKey,
+    Account,
+    Base,
+    Dataset,
+    MetricSample,
+    TrainingJob,
+    User,
+)
 
-__all__ = ["AccessKey", "Account", "ArtifactStore", "Base", "Database", "Dataset", "User"]
+__all__ = [
+    "AccessKey",
+    "Account",
+    "ArtifactStore",
+    "Base",
+    "Database",
+    "Dataset",
+    "MetricSample",
+    "TrainingJob",
+    "User",
+]

@@ -64,3 +64,48 @@ class Dataset(Base):
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingJob(Base):
+    """A SageMaker-style training job: an entry point run on N instances of a type."""
+
+    __tablename__ = "training_jobs"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    secondary_status: Mapped[str] = mapped_column(String(32))
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    entry_point: Mapped[str] = mapped_column(Text)
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metric_definitions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    instance_type: Mapped[str] = mapped_column(String(32))
+    instance_count: Mapped[int] = mapped_column(Integer)
+    max_runtime_seconds: Mapped[int] = mapped_column(Integer)
+    output_path: Mapped[str] = mapped_column(Text)
+    model_artifact_uri: Mapped[str | None] = mapped_column(Text)
+    placement: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status_transitions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    final_metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+    billable_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    training_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MetricSample(Base):
+    """One point of a time series (a training metric, later endpoint metrics)."""
+
+    __tablename__ = "metric_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float]
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    step: Mapped[int | None] = mapped_column(Integer)

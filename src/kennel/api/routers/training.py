@@ -1,0 +1,52 @@
+"""``/api/v1/training-jobs``: SageMaker-style training jobs; ``/api/v1/instance-types``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from kennel.api._deps import Context
+from kennel.training import CATALOG, TrainingJobSpec
+
+router = APIRouter(prefix="/api/v1", tags=["training"])
+
+
+@router.get("/instance-types")
+def list_instance_types() -> dict[str, Any]:
+    return {"instance_types": [t.to_dict() for t in CATALOG.values()]}
+
+
+@router.post("/training-jobs", status_code=201)
+def create_training_job(spec: TrainingJobSpec, ctx: Context) -> dict[str, Any]:
+    return ctx.training.create(spec)
+
+
+@router.get("/training-jobs")
+def list_training_jobs(ctx: Context, status: str | None = None) -> dict[str, Any]:
+    return {"training_jobs": ctx.training.list_all(status)}
+
+
+@router.get("/training-jobs/{name}")
+def describe_training_job(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.training.describe(name)
+
+
+@router.post("/training-jobs/{name}/stop")
+def stop_training_job(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.training.stop(name)
+
+
+@router.get("/training-jobs/{name}/logs")
+def training_job_logs(
+    name: str,
+    ctx: Context,
+    host: str = "algo-1",
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    return ctx.training.logs(name, host, offset)
+
+
+@router.get("/training-jobs/{name}/metrics")
+def training_job_metrics(name: str, ctx: Context) -> dict[str, Any]:
+    return {"metrics": ctx.training.metrics(name)}
