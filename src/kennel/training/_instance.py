@@ -7,6 +7,7 @@ to a log file the server reads by offset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -156,6 +157,8 @@ class TrainingInstance:
     def cleanup(self) -> None:
         self.terminate(1.0)
         shutil.rmtree(self.work, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the job's folder goes once its last host has
+            self.work.parent.rmdir()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

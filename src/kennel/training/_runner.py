@@ -292,7 +292,10 @@ class JobRunner(threading.Thread):
                 path = self.service.log_dir / self.job_name / f"{host}.log"
                 with path.open("ab") as f:
                     f.write(data)
-                self._parse_metrics(host, data.decode("utf-8", errors="replace"))
+                if host == hosts[0]:
+                    # Metrics come from the first host's log: under DDP every rank would
+                    # otherwise report the same value once each.
+                    self._parse_metrics(host, data.decode("utf-8", errors="replace"))
                 offset = new_offset
             self.log_offsets[host] = offset
 
