@@ -97,3 +97,61 @@ def test_background_server_status_and_stop(tmp_path: Path) -> None:
     status = kennel(env, "status", "--json", check=False)
     assert status.returncode == 1
     assert json.loads(status.stdout)["server"]["state"] == "not running"
+
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "integration" / "training" / "scripts"
+
+
+def test_train_and_jobs_commands(server: RunningServer) -> None:
+    env = server.env
+    kennel(env, "datasets", "make-demo", "cli-train", "--image-size", "16", "--json")
+    run = kennel(
+        env,
+        "train",
+        "--name",
+        "cli-job",
+        "--dataset",
+        "cli-train",
+        "--entry-point",
+        "sagemaker_style.py",
+        "--source-dir",
+        str(SCRIPTS),
+        "-H",
+        "lr=0.2",
+        "--metric",
+        "test:loss=Test set: Average loss: ([0-9.]+)",
+    )
+    assert "Test set: Average loss: 0.1250" in run.stdout  # the log was followed
+    assert "Completed" in run.stdout and "test:loss" in run.stdout
+
+    described = json.loads(kennel(env, "jobs", "describe", "cli-job", "--json").stdout)
+    assert described["status"] == "Completed"
+    assert described["hyperparameters"] == {"lr": "0.2"}
+    assert "cli-job" in kennel(env, "jobs", "list").stdout
+    assert "classes=10 lr=0.2" in kennel(env, "jobs", "logs", "cli-job").stdout
+    metrics = json.loads(kennel(env, "jobs", "metrics", "cli-job", "--json").stdout)
+    assert [p["value"] for p in metrics["test:loss"]] == [0.5, 0.25, 0.125]
+
+    failed = kennel(
+        env,
+        "train",
+        "--name",
+        "cli-fail",
+        "--dataset",
+        "cli-train",
+        "--entry-point",
+        "sagemaker_style.py",
+        "--source-dir",
+        str(SCRIPTS),
+        "-H",
+        "fail=yes",
+        check=False,
+    )
+    assert failed.returncode == 1 and "ZeroDivisionError" in failed.stdout
+
+    refused = kennel(
+        env, "train", "--dataset", "cli-train", "--instance-type", "ml.nope", check=False
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error (ValidationException): Unknown instance type")
+    assert "ml.m5.xlarge" in kennel(env, "instance-types").stdout
