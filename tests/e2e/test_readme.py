@@ -40,6 +40,8 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "running at http://127.0.0.1:" in result.stdout
         assert "demo-digits" in result.stdout and "001.zero" in result.stdout
+        assert "epoch=3 train_loss=" in result.stdout  # the training log was followed
+        assert "Completed (Completed)" in result.stdout
         # A second run finds the server and the data set and still succeeds.
         again = subprocess.run(
             ["make", "demo"],
