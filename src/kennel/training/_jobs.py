@@ -183,7 +183,7 @@ class TrainingService:
         if not spec.source_uri:
             raise ValidationError(
                 f"Entry point {spec.entry_point!r} needs its source.",
-                hint="Upload the script or its folder: kennel train --source-dir DIR --entry-point F",
+                hint="Upload its folder: kennel train --source-dir DIR --entry-point F",
             )
         if spec.entry_point.startswith("/") or ".." in Path(spec.entry_point).parts:
             raise ValidationError(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._server import RunningServer
 
 from kennel._client import KennelClient
-from tests._server import RunningServer
 
 SMALL = {"arch": "small-cnn", "epochs": 2, "image-size": 32, "lr": 0.05, "batch-size": 32}
 
