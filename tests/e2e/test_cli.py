@@ -13,10 +13,13 @@ from tests._server import RunningServer, free_port, kennel_env
 pytestmark = pytest.mark.e2e
 
 
-def kennel(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kennel(
+    env: dict[str, str], *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "kennel", *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -155,3 +158,43 @@ def test_train_and_jobs_commands(server: RunningServer) -> None:
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error (ValidationException): Unknown instance type")
     assert "ml.m5.xlarge" in kennel(env, "instance-types").stdout
+
+
+def test_train_local_runs_with_no_server(tmp_path: Path) -> None:
+    """The EC2 path: the built-in trainer in the foreground, no server anywhere."""
+    env = kennel_env(tmp_path / "home", free_port())
+    data = tmp_path / "data"
+    kennel(env, "datasets", "make-demo", "--output", str(data), "--image-size", "16")
+    run = kennel(
+        env,
+        "train",
+        "--local",
+        "-c",
+        f"train={data / 'train'}",
+        "-c",
+        f"valid={data / 'valid'}",
+        "-H",
+        "arch=small-cnn",
+        "-H",
+        "epochs=1",
+        "-H",
+        "image-size=16",
+        cwd=tmp_path,
+    )
+    assert "the model is in" in run.stdout
+    assert (tmp_path / "model" / "model.pth").exists()
+    assert (tmp_path / "model" / "code" / "inference.py").exists()
+    assert not (tmp_path / "home" / "server.json").exists()
+
+    bad = kennel(
+        env,
+        "train",
+        "--local",
+        "-c",
+        f"train={data / 'train'}",
+        "-H",
+        "lr=-1",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert bad.returncode == 2 and "--lr" in bad.stderr

@@ -25,33 +25,29 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (REPO / ".ci" / "run").read_text()
 
 
+def make_demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = kennel_env(tmp_path / "home", free_port())
     try:
-        result = subprocess.run(
-            ["make", "demo"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        result = make_demo(env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "running at http://127.0.0.1:" in result.stdout
         assert "demo-digits" in result.stdout and "001.zero" in result.stdout
         assert "epoch=3 train_loss=" in result.stdout  # the training log was followed
         assert "Completed (Completed)" in result.stdout
         # A second run finds the server and the data set and still succeeds.
-        again = subprocess.run(
-            ["make", "demo"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        again = make_demo(env)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout
     finally:

@@ -9,7 +9,6 @@ files, so nothing half-written is left (a crash mid-way is cleaned up by ``recov
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from kennel._errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.datasets._archive import ExtractLimits, archive_kind, safe_extract
 from kennel.datasets._demo import make_demo
@@ -37,17 +37,7 @@ from kennel.store import ArtifactStore, Database, Dataset
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 CREATING, AVAILABLE = "Creating", "Available"
-
-
-def check_name(name: str) -> None:
-    if not NAME_PATTERN.match(name):
-        raise ValidationError(
-            f"Data set name {name!r} is not valid.",
-            hint="Use 1-63 letters, digits and hyphens, starting with a letter or digit "
-            "(SageMaker's naming rule).",
-        )
 
 
 def dataset_to_dict(row: Dataset) -> dict[str, Any]:
@@ -115,7 +105,7 @@ class DatasetService:
                 hint="For a file on your machine use `kennel datasets create NAME --from PATH`, "
                 "which uploads it.",
             )
-        check_name(name)
+        check_name("Data set", name)
 
         def fill(staging: Path) -> Path:
             if scheme in ("http", "https"):
@@ -147,7 +137,7 @@ class DatasetService:
         return self._create(name, f"demo:digits?image_size={image_size}&seed={seed}", fill)
 
     def _create(self, name: str, source: str, fill: Callable[[Path], Path]) -> dict[str, Any]:
-        check_name(name)
+        check_name("Data set", name)
         self._reserve(name, source)
         key = f"datasets/{name}"
         staging = Path(tempfile.mkdtemp(prefix="dataset-", dir=self.settings.tmp_dir))

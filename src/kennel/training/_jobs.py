@@ -8,7 +8,6 @@ it from there (see ``_runner``).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kennel._errors import ConflictError, NotFoundError, ValidationError
+from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
 from kennel.store import ArtifactStore, Database, Dataset, MetricSample, TrainingJob
@@ -26,7 +26,6 @@ from kennel.training._spec import BUILTIN_METRICS, BUILTIN_TRAINER, TrainingJobS
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ACTIVE = ("InProgress", "Stopping")
 
 
@@ -91,11 +90,7 @@ class TrainingService:
         name = spec.name or generated_name(
             "kennel-trainer" if spec.entry_point == BUILTIN_TRAINER else "training-job"
         )
-        if not NAME_PATTERN.match(name):
-            raise ValidationError(
-                f"Training job name {name!r} is not valid.",
-                hint="Use 1-63 letters, digits and hyphens, starting with a letter or digit.",
-            )
+        check_name("Training job", name)
         itype = instance_type(spec.instance_type)
         channels = self._resolve_channels(spec)
         self._check_entry_point(spec)
