@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,7 @@ def test_train_local_runs_with_no_server(tmp_path: Path) -> None:
     assert (tmp_path / "model" / "model.pth").exists()
     assert (tmp_path / "model" / "code" / "inference.py").exists()
     assert not (tmp_path / "home" / "server.json").exists()
+    serve_and_predict(env, tmp_path / "model", next((data / "test").rglob("*.jpg")))
 
     bad = kennel(
         env,
@@ -198,3 +200,56 @@ def test_train_local_runs_with_no_server(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "--lr" in bad.stderr
+
+
+def serve_and_predict(env: dict[str, str], model_dir: Path, image: Path) -> None:
+    """`kennel serve-model` alone: the SageMaker hosting contract on a free port."""
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kennel",
+            "serve-model",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            if _healthy(f"{url}/ping"):
+                break
+            assert time.monotonic() < deadline, "the model server never became healthy"
+            time.sleep(0.2)
+        response = httpx.post(
+            f"{url}/invocations",
+            content=image.read_bytes(),
+            headers={"Content-Type": "image/jpeg", "Accept": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        scores = response.json()
+        assert len(scores) == 1 and len(scores[0]) == 10
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+
+
+def _healthy(ping_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(ping_url, timeout=2).status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, server, training
+from kennel.cli import datasets, server, serving, training
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(datasets.app, name="datasets")
 app.command("train")(training.train)
 app.add_typer(training.jobs_app, name="jobs")
 app.command("instance-types")(training.instance_types)
+app.command("serve-model")(serving.serve_model)
 
 
 def main() -> None:
