@@ -27,8 +27,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ROUNDS = int(os.environ.get("KENNEL_BENCH_ROUNDS", "5"))
-BATCHES = int(os.environ.get("KENNEL_BENCH_BATCHES", "6"))
+ROUNDS = int(os.environ.get("KENNEL_BENCH_ROUNDS", "9"))
+BATCHES = int(os.environ.get("KENNEL_BENCH_BATCHES", "4"))
 IMAGE_SIZE, BATCH_SIZE = 64, 32
 
 

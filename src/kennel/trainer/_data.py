@@ -76,7 +76,9 @@ def build_loaders(config: TrainerConfig, placement: Placement) -> Loaders:
     evaluate = eval_transform(config.image_size)
     valid_set = _channel("valid", config.valid, evaluate, train_set.class_to_idx)
     test_set = (
-        _channel("test", config.test, evaluate, train_set.class_to_idx) if config.test else None
+        _channel("test", config.test, evaluate, train_set.class_to_idx)
+        if config.test is not None
+        else None
     )
     sampler = _train_sampler(train_set, config, placement)
     lone_last = _lone_last(train_set, config, placement)
@@ -84,7 +86,7 @@ def build_loaders(config: TrainerConfig, placement: Placement) -> Loaders:
         classes=list(train_set.classes),
         train=_loader(train_set, config, sampler, drop_last=lone_last),
         valid=_loader(_shard(valid_set, placement), config, None),
-        test=_loader(_shard(test_set, placement), config, None) if test_set else None,
+        test=_loader(_shard(test_set, placement), config, None) if test_set is not None else None,
         train_sampler=sampler if isinstance(sampler, DistributedSampler) else None,
     )
 

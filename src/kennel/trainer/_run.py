@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -49,12 +49,13 @@ def _train(
         require_pretrained(config.arch)  # before reading any data: fail in a second
     _seed(config.seed)
     loaders = build_loaders(config, placement)
-    log(f"data classes={len(loaders.classes)} train_images={len(loaders.train.dataset)}")  # type: ignore[arg-type]
+    images = len(cast(Sized, loaders.train.dataset))
+    log(f"data classes={len(loaders.classes)} train_images={images}")
     run = _prepare(config, placement, loaders, log)
     progress = _resume(config, run, placement, log)
     progress, history = fit(config, run, progress)
     test = _test(run, loaders, placement, log)
-    metrics = _metrics(progress, history, test)
+    metrics = {"config": config.as_json(), **_metrics(progress, history, test)}
     if placement.is_main:
         _write_outputs(config, run.network.bare, loaders.classes, metrics, log)
     _write_digest(run.network.bare, placement, environ)
