@@ -114,7 +114,8 @@ class JobRunner(threading.Thread):
         want_cpus = float(itype.vcpus * count)
         local = self.service.ray.mode == "local"
         if local and want_cpus > total_cpus:
-            cpus = round(total_cpus / count, 2)
+            # Rounded down: the shares must add up to no more than the machine has.
+            cpus = math.floor(total_cpus / count * 100) / 100
             note = (
                 f"oversubscribed: {count} x {itype.name} want {want_cpus:.0f} vCPU, this machine "
                 f"has {total_cpus:.0f}; each instance gets {cpus} CPU"

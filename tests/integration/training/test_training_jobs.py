@@ -100,6 +100,22 @@ def test_sagemaker_script_runs_unchanged_on_two_instances(
     assert job["billable_seconds"] >= 2 and job["cost_usd"] > 0
 
 
+def test_three_xlarge_instances_share_two_cores(
+    api: KennelClient, dataset: str, source_uri: str
+) -> None:
+    """The embedded default runs what does not fit, split, and says so."""
+    spec = script_job(
+        dataset, source_uri, name="sm-three", instance_count=3, instance_type="ml.m5.xlarge"
+    )
+    api.post("/api/v1/training-jobs", spec)
+    job = wait_for(api, "sm-three")
+    assert job["status"] == "Completed", job["failure_reason"]
+    placement = job["placement"]
+    assert placement["oversubscribed"] and placement["cpus_per_instance"] * 3 <= 2
+    assert "3 x ml.m5.xlarge want 12 vCPU" in placement["note"]
+    assert "current=algo-3" in full_log(api, "sm-three", "algo-3")
+
+
 def test_crashing_script_fails_with_its_error(
     api: KennelClient, dataset: str, source_uri: str
 ) -> None:
