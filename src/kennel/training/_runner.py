@@ -77,7 +77,7 @@ class JobRunner(threading.Thread):
             placement = self._place(itype, len(hosts))
             self._start_actors(job, hosts, placement)
             self._transition("Downloading", "Downloading input data")
-            channels = self._prepare(job, hosts, placement)
+            channels = self._prepare(job)
             self._transition("Training", "Training in progress.")
             self._launch(job, hosts, placement, channels)
             self._watch(hosts)
@@ -169,13 +169,11 @@ class JobRunner(threading.Thread):
                 num_cpus=placement["cpus_per_instance"],
                 num_gpus=placement["gpus_per_instance"],
                 scheduling_strategy=strategy,
-                name=None,
             ).remote(self.job_name, host, self.service.settings.resolved_artifact_url)
             self.actors.append(actor)
 
-    def _prepare(
-        self, job: dict[str, Any], hosts: list[str], placement: dict[str, Any]
-    ) -> dict[str, str]:
+    def _prepare(self, job: dict[str, Any]) -> dict[str, str]:
+        """Every instance fetches the channels and the source; they land at the same paths."""
         refs = [a.prepare.remote(job["channels"], job["source_uri"]) for a in self.actors]
         results = self._get(refs, what="downloading the input data")
         return dict(results[0])
