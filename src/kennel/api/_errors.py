@@ -59,7 +59,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         )
         err = ValidationError(
-            f"Invalid request: {problems}", hint="See the API reference at /docs."
+            f"Invalid request: {problems}",
+            hint="Fix the fields named.",
         )
         return error_response(err, request.url.path, _request_id(request))
 
