@@ -18,6 +18,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         home,
         KENNEL_DATASET_MAX_BYTES=str(64 * 2**20),
         KENNEL_DATASET_MAX_FILES="5000",
+        KENNEL_ENDPOINT_METRICS_PERIOD_SECONDS="1",
+        KENNEL_ENDPOINT_HEALTH_TIMEOUT_SECONDS="120",
+        KENNEL_FETCH_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
     )
     yield running
     code = stop_server(running)

@@ -110,6 +110,7 @@ class KennelClient:
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
         upload: Path | None = None,
+        data: bytes | None = None,
         progress: Callable[[int], None] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
@@ -122,6 +123,10 @@ class KennelClient:
             extra.setdefault("Content-Type", "application/octet-stream")
             extra["Content-Length"] = str(upload.stat().st_size)
             content = _read_chunks(upload.open("rb"), progress)
+        elif data is not None:
+            content = data
+            extra.setdefault("Content-Type", "application/octet-stream")
+            payload_hash = hashlib.sha256(content).hexdigest()
         else:
             content = b"" if json_body is None else json.dumps(json_body).encode()
             if json_body is not None:

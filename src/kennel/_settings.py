@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     max_json_bytes: int = 6 * 2**20
     dataset_max_bytes: int = 20 * 2**30
     dataset_max_files: int = 200_000
+    fetch_allow_networks: str = ""
+    """CIDRs/addresses model servers may fetch image URLs from although not public."""
+    endpoint_model_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long an instance may take to answer one invocation (SageMaker: 60 s)."""
+    endpoint_health_timeout_seconds: float = Field(default=600.0, gt=0)
+    """How long new instances may take to answer GET /ping with 200."""
+    endpoint_health_check_seconds: float = Field(default=1.0, gt=0)
+    """How often instances are checked (a crashed one is replaced)."""
+    endpoint_metrics_period_seconds: float = Field(default=60.0, gt=0)
+    """One endpoint metric sample per variant per period (CloudWatch's: one minute)."""
 
     @field_validator("home", mode="before")
     @classmethod

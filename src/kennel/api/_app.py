@@ -12,19 +12,22 @@ from fastapi import FastAPI
 from kennel import __version__
 from kennel.api._auth import SigV4Middleware
 from kennel.api._context import ServerContext
+from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
-from kennel.api.routers import datasets, runtime, status, training, uploads
+from kennel.api.routers import datasets, endpoints, models, status, training, uploads
 
 
 def create_app(ctx: ServerContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.ray.start_in_background()
+        ctx.endpoints.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
         try:
             yield
         finally:
             keeper.cancel()
+            await asyncio.to_thread(ctx.endpoints.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)
             ctx.db.dispose()
@@ -38,8 +41,10 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (status, datasets, training, uploads, runtime):
+    for module in (status, datasets, training, uploads, models, endpoints):
         app.include_router(module.router)
+    # Added first, so it sits inside the signature check: InvokeEndpoint is verified too.
+    app.add_middleware(DataPlane, ctx=ctx)
     app.add_middleware(SigV4Middleware, ctx=ctx)
     return app
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
 from kennel.datasets._service import DatasetService
+from kennel.endpoints._models import ModelService
+from kennel.endpoints._service import EndpointService
 from kennel.iam._bootstrap import BootstrapResult, bootstrap, write_aws_config
 from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
@@ -26,6 +28,8 @@ class ServerContext:
     ray: RayCluster
     datasets: DatasetService
     training: TrainingService
+    models: ModelService
+    endpoints: EndpointService
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -55,6 +59,19 @@ def build_context(settings: Settings) -> ServerContext:
     ray = RayCluster(settings.ray_address)
     training = TrainingService(db, artifacts, settings, ray)
     training.recover()
+    models = ModelService(
+        db, artifacts, settings, account_id=account.account_id, region=account.region
+    )
+    endpoints = EndpointService(
+        db,
+        artifacts,
+        settings,
+        ray,
+        models,
+        account_id=account.account_id,
+        region=account.region,
+    )
+    endpoints.recover()
     return ServerContext(
         settings=settings,
         db=db,
@@ -64,4 +81,6 @@ def build_context(settings: Settings) -> ServerContext:
         ray=ray,
         datasets=datasets,
         training=training,
+        models=models,
+        endpoints=endpoints,
     )

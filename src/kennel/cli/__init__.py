@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, server, serving, training
+from kennel.cli import datasets, endpoints, server, serving, training
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -24,6 +24,11 @@ app.command("train")(training.train)
 app.add_typer(training.jobs_app, name="jobs")
 app.command("instance-types")(training.instance_types)
 app.command("serve-model")(serving.serve_model)
+app.add_typer(endpoints.models_app, name="models")
+app.add_typer(endpoints.configs_app, name="endpoint-configs")
+app.add_typer(endpoints.endpoints_app, name="endpoints")
+app.command("deploy")(endpoints.deploy)
+app.command("invoke")(endpoints.invoke)
 
 
 def main() -> None:

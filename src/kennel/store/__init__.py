@@ -7,7 +7,10 @@ from kennel.store._models import (
     Account,
     Base,
     Dataset,
+    Endpoint,
+    EndpointConfig,
     MetricSample,
+    Model,
     TrainingJob,
     User,
 )
@@ -19,7 +22,10 @@ __all__ = [
     "Base",
     "Database",
     "Dataset",
+    "Endpoint",
+    "EndpointConfig",
     "MetricSample",
+    "Model",
     "TrainingJob",
     "User",
 ]

@@ -109,3 +109,47 @@ class MetricSample(Base):
     value: Mapped[float]
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     step: Mapped[int | None] = mapped_column(Integer)
+
+
+class Model(Base):
+    """A SageMaker-style model: a model.tar.gz (plus its ONNX export) kept in the store."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(32))
+    onnx_uri: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EndpointConfig(Base):
+    """Production variants: which model runs on how many instances of which type, weighted."""
+
+    __tablename__ = "endpoint_configs"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    variants: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Endpoint(Base):
+    """A serving endpoint: the config it runs, its state, and its last deployment's story."""
+
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    config_name: Mapped[str] = mapped_column(String(63))
+    pending_config_name: Mapped[str | None] = mapped_column(String(63))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    desired_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_deployment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,68 @@
+"""``/api/v1/endpoint-configs`` and ``/api/v1/endpoints``: the serving control plane.
+
+The data plane (InvokeEndpoint) is not here: it is ``kennel.api._dataplane``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from kennel.api._deps import Context
+from kennel.endpoints._spec import EndpointConfigSpec, EndpointSpec, UpdateEndpointSpec
+
+router = APIRouter(prefix="/api/v1", tags=["endpoints"])
+
+
+@router.post("/endpoint-configs", status_code=201)
+def create_endpoint_config(spec: EndpointConfigSpec, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.create_config(spec)
+
+
+@router.get("/endpoint-configs")
+def list_endpoint_configs(ctx: Context) -> dict[str, Any]:
+    return {"endpoint_configs": ctx.endpoints.list_configs()}
+
+
+@router.get("/endpoint-configs/{name}")
+def describe_endpoint_config(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.describe_config(name)
+
+
+@router.delete("/endpoint-configs/{name}")
+def delete_endpoint_config(name: str, ctx: Context) -> dict[str, Any]:
+    ctx.endpoints.delete_config(name)
+    return {"deleted": name}
+
+
+@router.post("/endpoints", status_code=201)
+def create_endpoint(spec: EndpointSpec, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.create(spec)
+
+
+@router.get("/endpoints")
+def list_endpoints(ctx: Context) -> dict[str, Any]:
+    return {"endpoints": ctx.endpoints.list_all()}
+
+
+@router.get("/endpoints/{name}")
+def describe_endpoint(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.describe(name)
+
+
+@router.post("/endpoints/{name}/update")
+def update_endpoint(name: str, spec: UpdateEndpointSpec, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.update(name, spec)
+
+
+@router.delete("/endpoints/{name}")
+def delete_endpoint(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.endpoints.delete(name)
+
+
+@router.get("/endpoints/{name}/metrics")
+def endpoint_metrics(
+    name: str, ctx: Context, since_seconds: float = Query(default=3600.0, gt=0)
+) -> dict[str, Any]:
+    return ctx.endpoints.metrics(name, since_seconds)

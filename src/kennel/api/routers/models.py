@@ -1,0 +1,33 @@
+"""``/api/v1/models``: SageMaker-style models (a model.tar.gz, checked and kept)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from kennel.api._deps import Context
+from kennel.endpoints._spec import ModelSpec
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+
+@router.post("", status_code=201)
+def create_model(spec: ModelSpec, ctx: Context) -> dict[str, Any]:
+    return ctx.models.create(spec)
+
+
+@router.get("")
+def list_models(ctx: Context) -> dict[str, Any]:
+    return {"models": ctx.models.list_all()}
+
+
+@router.get("/{name}")
+def describe_model(name: str, ctx: Context) -> dict[str, Any]:
+    return ctx.models.describe(name)
+
+
+@router.delete("/{name}")
+def delete_model(name: str, ctx: Context) -> dict[str, Any]:
+    ctx.models.delete(name)
+    return {"deleted": name}

@@ -1,0 +1,142 @@
+"""One endpoint instance: a Ray actor that runs a model server process.
+
+The actor holds the instance type's CPUs on its node, fetches the model from the artifact
+store, unpacks it as SageMaker does (into the instance's model dir) and starts
+``python -m kennel serve-model`` on a free port with the hosting contract's environment.
+The model server is a child process in its own session, so an instance's process can be
+killed (and is replaced) without taking the actor's bookkeeping with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORK_ROOT_ENV = "KENNEL_ENDPOINT_WORK_ROOT"
+MAX_LOG_TAIL = 8 * 2**10
+
+
+class EndpointInstance:
+    """Lives on a Ray worker; ``start`` is the slow call (download, unpack, spawn)."""
+
+    def __init__(self, endpoint: str, instance_id: str, artifact_url: str) -> None:
+        root = Path(
+            os.environ.get(WORK_ROOT_ENV) or Path(tempfile.gettempdir()) / "kennel-endpoints"
+        )
+        self.work = root / endpoint / instance_id
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        self.model_dir = self.work / "model"
+        self.log_path = self.work / "server.log"
+        self.artifact_url = artifact_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(
+        self,
+        model_uri: str,
+        onnx_uri: str | None,
+        environment: dict[str, str],
+        bind_host: str,
+    ) -> tuple[str, int, int]:
+        """Fetch and unpack the model, start its server; returns (address, port, pid)."""
+        from kennel.datasets import safe_extract
+
+        archive = self.work / "model.tar.gz"
+        _copy(model_uri, archive)
+        self.model_dir.mkdir()
+        safe_extract(archive, self.model_dir)
+        archive.unlink()
+        if onnx_uri:
+            _copy(onnx_uri, self.model_dir / "model.onnx")
+        port = _free_port(bind_host)
+        env = {**os.environ, **environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        command = [
+            sys.executable,
+            "-m",
+            "kennel",
+            "serve-model",
+            "--model-dir",
+            str(self.model_dir),
+            "--host",
+            bind_host,
+            "--port",
+            str(port),
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=str(self.work),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        address = "127.0.0.1" if bind_host == "127.0.0.1" else _node_ip()
+        return address, port, self.process.pid
+
+    def poll(self) -> int | None:
+        """None while the model server runs, else its exit code."""
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, limit: int = MAX_LOG_TAIL) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(max(0, self.log_path.stat().st_size - limit))
+            return f.read().decode("utf-8", errors="replace")
+
+    def terminate(self, grace_seconds: float = 5.0) -> int | None:
+        """SIGTERM the server's process group; SIGKILL after the grace period."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return None if proc is None else proc.returncode
+        _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        return proc.returncode
+
+    def cleanup(self) -> None:
+        self.terminate(2.0)
+        shutil.rmtree(self.work, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the endpoint's folder goes with its last instance
+            self.work.parent.rmdir()
+
+
+def _copy(uri: str, target: Path) -> None:
+    import fsspec
+
+    with fsspec.open(uri, "rb") as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 2**20)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _node_ip() -> str:
+    import ray
+
+    return str(ray.util.get_node_ip_address())
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
