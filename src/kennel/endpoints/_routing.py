@@ -38,6 +38,7 @@ class Backend:
     instance_id: str
     host: str
     port: int
+    pid: int = 0
     outstanding: int = 0
     healthy: bool = True
     failed_at: float | None = None

@@ -278,6 +278,7 @@ class EndpointService:
                         {
                             "id": b.instance_id,
                             "address": f"{b.host}:{b.port}",
+                            "pid": b.pid,
                             "healthy": b.healthy,
                             "outstanding": b.outstanding,
                         }
@@ -342,9 +343,7 @@ class EndpointService:
         with self._lock:
             row = self.describe(name)
             live = self._live.get(name)
-            if row["status"] in (UPDATING, ROLLING_BACK, DELETING) or (
-                live is not None and live.worker is not None and live.worker.is_alive()
-            ):
+            if row["status"] in (CREATING, UPDATING, ROLLING_BACK, DELETING, SYSTEM_UPDATING):
                 raise ConflictError(
                     f"Endpoint {name} is {row['status']}; it can be deleted once that ends.",
                     hint="Wait for InService or Failed, then delete it.",
@@ -355,7 +354,8 @@ class EndpointService:
                 live = LiveEndpoint(name, DELETING)
                 self._live[name] = live
             live.status = DELETING
-            self._run(live, self._delete_worker, live)
+            previous = live.worker  # may still be retiring an old fleet
+            self._run(live, self._delete_worker, live, previous)
         return self.describe(name)
 
     def _run(self, live: LiveEndpoint, target: Any, *args: Any) -> None:
@@ -472,7 +472,9 @@ class EndpointService:
         if candidate is not None:
             self._retire(candidate)
 
-    def _delete_worker(self, live: LiveEndpoint) -> None:
+    def _delete_worker(self, live: LiveEndpoint, previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()
         for deployment in (live.candidate, live.current):
             if deployment is not None:
                 self._retire(deployment)
@@ -599,7 +601,7 @@ class EndpointService:
                 f"instance {instance_id} of variant {variant.name} (model {model['name']}) "
                 f"failed: {reason}"
             ) from error
-        return LiveInstance(instance_id, actor, Backend(instance_id, host, port), pid)
+        return LiveInstance(instance_id, actor, Backend(instance_id, host, port, pid), pid)
 
     def _wait_healthy(self, actor: Any, host: str, port: int, timeout: float) -> None:
         import ray

@@ -150,19 +150,10 @@ class UpstreamPool:
             head += [name, b": ", value, b"\r\n"]
         head += [b"content-length: ", str(len(body)).encode(), b"\r\n\r\n"]
         data = b"".join(head) + body
-        conn = self._checkout()
-        if conn is not None:
-            try:
-                return await self._exchange(conn, data, loop, timeout)
-            except UpstreamTimeout:
-                raise
-            except UpstreamError:
-                if conn.received:
-                    raise
-                # A kept-alive connection the instance had already closed: nothing was
-                # processed, so the request goes again on a new connection (which fails
-                # with sent=False if the instance is gone).
-        conn = await self._connect(loop)
+        # No resend on a reused connection that fails: the instance may have been running
+        # the request when it died, and that request must fail fast, not run twice. Idle
+        # connections are dropped well before the model server would close them.
+        conn = self._checkout() or await self._connect(loop)
         return await self._exchange(conn, data, loop, timeout)
 
     async def _exchange(

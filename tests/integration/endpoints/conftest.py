@@ -95,7 +95,7 @@ def runtime_client(server: RunningServer, *, retries: int = 0) -> Any:
         "sagemaker-runtime",
         endpoint_url=server.url,
         region_name="us-east-1",
-        config=Config(retries={"max_attempts": retries + 1, "mode": "standard"}),
+        config=Config(retries={"total_max_attempts": retries + 1, "mode": "standard"}),
     )
 
 
