@@ -46,10 +46,13 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert "demo-digits" in result.stdout and "001.zero" in result.stdout
         assert "epoch=3 train_loss=" in result.stdout  # the training log was followed
         assert "Completed (Completed)" in result.stdout
+        assert "InService" in result.stdout  # deployed
+        assert re.search(r"\d+\.\d ms, variant AllTraffic", result.stdout)  # and invoked
         # A second run finds the server and the data set and still succeeds.
         again = make_demo(env)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout
+        assert "InService" in again.stdout  # the second deploy updated the endpoint
     finally:
         subprocess.run(
             [str(REPO / ".venv" / "bin" / "kennel"), "server", "stop"],
