@@ -80,6 +80,7 @@ class EndpointInstance:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         address = "127.0.0.1" if bind_host == "127.0.0.1" else _node_ip()
         return address, port, self.process.pid
@@ -114,6 +115,19 @@ class EndpointInstance:
         shutil.rmtree(self.work, ignore_errors=True)
         with contextlib.suppress(OSError):  # the endpoint's folder goes with its last instance
             self.work.parent.rmdir()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the actor's process dies (Linux).
+
+    Ray kills an actor's worker process, not the processes it started; without this a
+    model server would outlive its instance (and a server killed with SIGKILL would leave
+    every model server running).
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _copy(uri: str, target: Path) -> None:
