@@ -1,5 +1,6 @@
-"""Ray: where kennel's processes run."""
+"""Ray: where kennel's processes run, and the instance types they are sized by."""
 
+from kennel.cluster._catalog import CATALOG, InstanceType, instance_type
 from kennel.cluster._ray import RayCluster
 
-__all__ = ["RayCluster"]
+__all__ = ["CATALOG", "InstanceType", "RayCluster", "instance_type"]

@@ -44,6 +44,7 @@ from kennel._errors import ConflictError, NotFoundError, ValidationError
 from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
+from kennel.cluster._catalog import InstanceType, instance_type
 from kennel.endpoints._models import ModelService, arn
 from kennel.endpoints._routing import (
     Backend,
@@ -62,7 +63,6 @@ from kennel.endpoints._spec import (
 )
 from kennel.store import ArtifactStore, Database, Endpoint, EndpointConfig, MetricSample
 from kennel.store._models import utcnow
-from kennel.training._catalog import InstanceType, instance_type
 
 log = logging.getLogger(__name__)
 

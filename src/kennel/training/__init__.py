@@ -1,6 +1,6 @@
 """Training jobs: the SageMaker training contract on Ray instances."""
 
-from kennel.training._catalog import CATALOG, InstanceType, instance_type
+from kennel.cluster._catalog import CATALOG, InstanceType, instance_type
 from kennel.training._jobs import TrainingService
 from kennel.training._spec import BUILTIN_TRAINER, MetricDefinition, TrainingJobSpec
 

@@ -20,8 +20,8 @@ from kennel._errors import ConflictError, NotFoundError, ValidationError
 from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
+from kennel.cluster._catalog import instance_type
 from kennel.store import ArtifactStore, Database, Dataset, MetricSample, TrainingJob
-from kennel.training._catalog import instance_type
 from kennel.training._spec import BUILTIN_METRICS, BUILTIN_TRAINER, TrainingJobSpec
 
 log = logging.getLogger(__name__)

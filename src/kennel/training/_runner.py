@@ -15,8 +15,8 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kennel.cluster._catalog import InstanceType, instance_type
 from kennel.store import MetricSample, TrainingJob
-from kennel.training._catalog import InstanceType, instance_type
 from kennel.training._instance import PYTHON, TrainingInstance
 from kennel.training._spec import BUILTIN_TRAINER
 
