@@ -281,12 +281,24 @@ def load_handlers(model_dir: Path, environ: Mapping[str, str] | None = None) -> 
     ``SAGEMAKER_SUBMIT_DIRECTORY`` when that is a local folder (``/opt/ml/model/...``
     is read as ``model_dir/...``), else in ``model_dir/code``. The model is not loaded
     yet: call ``load()``, which is the slow part.
+
+    A built-in trainer model whose ``code/inference.py`` is unmodified (it keeps its
+    ``KENNEL_BUILTIN_HANDLER`` line) is served with kennel's own image handler
+    (``_image``: ONNX Runtime when exported, faster preprocessing) instead of that script.
     """
     env = os.environ if environ is None else environ
     model_dir = Path(model_dir)
     script = find_script(model_dir, env)
-    module = _import_script(script) if script is not None else None
-    functions = _functions_from(module, script)
+    # Imported here: the ONNX and image modules are for built-in models only.
+    from kennel.endpoints._onnx import is_builtin_model
+
+    if script is not None and is_builtin_model(model_dir, script):
+        from kennel.endpoints._image import image_handler_functions
+
+        functions = image_handler_functions(model_dir, env)
+    else:
+        module = _import_script(script) if script is not None else None
+        functions = _functions_from(module, script)
     default_accept = env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or JSON
     return Handlers(model_dir, functions, default_accept=default_accept)
 

@@ -17,9 +17,15 @@ Environment, as in a SageMaker container (arguments win over it):
 
 * ``SAGEMAKER_BIND_TO_PORT`` - the port (default 8080);
 * ``SAGEMAKER_MODEL_SERVER_WORKERS`` - how many requests run the handlers at once, as
-  threads sharing one model (default 1: on CPU, one request using every core for its
-  torch ops beats several fighting over them);
-* ``KENNEL_MODEL_THREADS`` - torch's intra-op threads (default: torch's own choice);
+  threads sharing one model;
+* ``KENNEL_MODEL_THREADS`` - intra-op threads per request (torch's, or ONNX Runtime's for
+  a built-in model);
+* ``KENNEL_INSTANCE_VCPUS`` - the instance's vCPUs (default ``os.cpu_count()``): workers
+  and threads left unset are derived from it (``choose_concurrency``): a built-in image
+  model gets one single-threaded worker per vCPU (up to 4, then more threads each), any
+  other model one worker using the instance's vCPUs (torch's default without the variable);
+* ``KENNEL_MAX_BATCH_SIZE`` / ``KENNEL_MAX_BATCH_DELAY_MS`` - dynamic batching (see
+  ``_batching``; default 1 = off);
 * ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` - Accept for requests without one or ``*/*``;
 * ``SAGEMAKER_PROGRAM`` / ``SAGEMAKER_SUBMIT_DIRECTORY`` - where the handler script is.
 """
@@ -32,7 +38,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -41,14 +47,17 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from kennel._errors import KennelError
-from kennel.endpoints._errors import HandlerError
-from kennel.endpoints._handlers import load_handlers
+from kennel.endpoints._batching import DEFAULT_MAX_BATCH_DELAY_MS, BatchingRunner
+from kennel.endpoints._errors import HandlerError, ModelLoadError
+from kennel.endpoints._handlers import find_script, load_handlers
+from kennel.endpoints._onnx import is_builtin_model
 from kennel.endpoints._runner import (
     InferenceRunner,
     Invocation,
     ModelStatus,
     Prediction,
     Runner,
+    choose_concurrency,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,11 @@ _JSON = b"application/json"
 _HEALTHY = json.dumps({"status": "Healthy"}).encode()
 _LOADING = json.dumps({"status": "Loading"}).encode()
 _OCTET_STREAM = "application/octet-stream"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+THREADS_ENV = "KENNEL_MODEL_THREADS"
+VCPUS_ENV = "KENNEL_INSTANCE_VCPUS"
+MAX_BATCH_SIZE_ENV = "KENNEL_MAX_BATCH_SIZE"
+MAX_BATCH_DELAY_ENV = "KENNEL_MAX_BATCH_DELAY_MS"
 
 
 class _BodyTooLarge(Exception):
@@ -249,6 +263,14 @@ class ServerOptions:
     port: int = DEFAULT_PORT
     workers: int = 1
     threads: int | None = None
+    vcpus: int | None = None
+    """The instance's vCPUs (``KENNEL_INSTANCE_VCPUS``); None: ``os.cpu_count()``."""
+    max_batch_size: int = 1
+    max_batch_delay_ms: float = DEFAULT_MAX_BATCH_DELAY_MS
+    chosen_by_server: frozenset[str] = field(default=frozenset(), compare=False)
+    """Which of ``workers``/``threads`` neither an argument nor the environment set: the
+    server picks them for the model it loads (``choose_concurrency``), and ``workers=1``,
+    ``threads=None`` above are only what a model of unknown code gets."""
 
     @classmethod
     def resolve(
@@ -265,14 +287,30 @@ class ServerOptions:
         if port is None:
             port = _env_int(env, "SAGEMAKER_BIND_TO_PORT", minimum=0)
         if workers is None:
-            workers = _env_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS")
+            workers = _env_int(env, WORKERS_ENV)
         if threads is None:
-            threads = _env_int(env, "KENNEL_MODEL_THREADS")
+            threads = _env_int(env, THREADS_ENV)
+        chosen = {"workers"} if workers is None else set()
+        if threads is None:
+            chosen.add("threads")
+        delay = _env_float(env, MAX_BATCH_DELAY_ENV)
         return cls(
             host=host,
             port=DEFAULT_PORT if port is None else port,
             workers=workers or 1,
             threads=threads,
+            vcpus=_env_int(env, VCPUS_ENV),
+            max_batch_size=_env_int(env, MAX_BATCH_SIZE_ENV) or 1,
+            max_batch_delay_ms=DEFAULT_MAX_BATCH_DELAY_MS if delay is None else delay,
+            chosen_by_server=frozenset(chosen),
+        )
+
+    def concurrency_settings(self) -> tuple[int | None, int | None]:
+        """(workers, threads) for :func:`create_app`: None where the server chooses."""
+        chosen = self.chosen_by_server
+        return (
+            None if "workers" in chosen else self.workers,
+            None if "threads" in chosen else self.threads,
         )
 
 
@@ -290,19 +328,77 @@ def _env_int(env: Mapping[str, str], name: str, *, minimum: int = 1) -> int | No
     return value
 
 
+def _env_float(env: Mapping[str, str], name: str) -> float | None:
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def create_app(
     model_dir: Path,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     threads: int | None = None,
+    vcpus: int | None = None,
+    max_batch_size: int = 1,
+    max_batch_delay_ms: float = DEFAULT_MAX_BATCH_DELAY_MS,
     max_body_bytes: int = MAX_BODY_BYTES,
     environ: Mapping[str, str] | None = None,
 ) -> ModelServerApp:
-    """The ASGI app for ``model_dir``; it starts loading the model at ASGI startup."""
-    runner = InferenceRunner(
-        partial(load_handlers, Path(model_dir), environ), workers=workers, threads=threads
+    """The ASGI app for ``model_dir``; it starts loading the model at ASGI startup.
+
+    ``workers``/``threads`` None are chosen for the model (``choose_concurrency``); a
+    built-in model's handler gets its threads as ``KENNEL_MODEL_THREADS``.
+    ``max_batch_size`` > 1 serves with dynamic batching (:class:`BatchingRunner`); a built-in
+    model is served by that runner in any case, with batches of one by default.
+    """
+    model_dir = Path(model_dir)
+    env = os.environ if environ is None else environ
+    builtin = serves_builtin_handler(model_dir, env)
+    chosen = choose_concurrency(builtin=builtin, vcpus=vcpus, workers=workers, threads=threads)
+    if builtin and chosen.threads is not None:
+        environ = {**env, THREADS_ENV: str(chosen.threads)}
+    load = partial(load_handlers, model_dir, environ)
+    runner: InferenceRunner
+    if max_batch_size > 1 or builtin:
+        # Built-in models always decode on threads of their own (BatchingRunner, batches of
+        # one unless asked for more): decoding overlaps inference, and a slow {"url": ...}
+        # fetch never holds a model worker.
+        runner = BatchingRunner(
+            load,
+            max_batch_size=max_batch_size,
+            max_batch_delay_ms=max_batch_delay_ms,
+            workers=chosen.workers,
+            threads=chosen.threads,
+        )
+    else:
+        runner = InferenceRunner(load, workers=chosen.workers, threads=chosen.threads)
+    log.info(
+        "%s model: %d workers x %s intra-op threads, %s",
+        "built-in image" if builtin else "custom",
+        chosen.workers,
+        chosen.threads or "default",
+        f"batches of up to {max_batch_size} within {max_batch_delay_ms:g} ms"
+        if max_batch_size > 1
+        else "no batching" + (", decoding on threads of its own" if builtin else ""),
     )
     return ModelServerApp(runner, max_body_bytes=max_body_bytes)
+
+
+def serves_builtin_handler(model_dir: Path, environ: Mapping[str, str]) -> bool:
+    """True if ``load_handlers`` will serve ``model_dir`` with kennel's image handler."""
+    try:
+        script = find_script(model_dir, environ)
+    except ModelLoadError:
+        return False  # loading reports it
+    return script is not None and is_builtin_model(model_dir, script)
 
 
 def serve_model(
@@ -315,7 +411,15 @@ def serve_model(
 ) -> None:
     """Serve ``model_dir`` with uvicorn until SIGTERM/SIGINT; returns after a clean stop."""
     options = ServerOptions.resolve(host, port, workers=workers, threads=threads)
-    app = create_app(Path(model_dir), workers=options.workers, threads=options.threads)
+    chosen_workers, chosen_threads = options.concurrency_settings()
+    app = create_app(
+        Path(model_dir),
+        workers=chosen_workers,
+        threads=chosen_threads,
+        vcpus=options.vcpus,
+        max_batch_size=options.max_batch_size,
+        max_batch_delay_ms=options.max_batch_delay_ms,
+    )
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -327,14 +431,7 @@ def serve_model(
         timeout_graceful_shutdown=10,
     )
     _quiet_stop_signals()
-    log.info(
-        "serving %s on http://%s:%d (workers=%d, torch threads=%s)",
-        model_dir,
-        options.host,
-        options.port,
-        options.workers,
-        options.threads or "default",
-    )
+    log.info("serving %s on http://%s:%d", model_dir, options.host, options.port)
     uvicorn.Server(config).run()
 
 

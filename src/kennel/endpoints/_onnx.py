@@ -26,6 +26,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -64,6 +65,8 @@ CHECK_BATCH = 3
 shows that the batch axis really is dynamic."""
 OPSET = 17
 
+_EXPORT_LOCK = threading.Lock()
+"""torch.onnx keeps global state while exporting; an API server exports one model at a time."""
 _MARKER = re.compile(
     r"^KENNEL_BUILTIN_HANDLER\s*(?::\s*\w+\s*)?=\s*([\"'])" + re.escape(HANDLER_VERSION) + r"\1",
     re.MULTILINE,
@@ -232,7 +235,7 @@ def export_onnx(model_dir: Path, *, relative_tolerance: float = RELATIVE_TOLERAN
     target = model_dir / ONNX_FILE
     partial = model_dir / f".{ONNX_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with torch.no_grad():
+        with _EXPORT_LOCK, torch.no_grad():
             exporter = _export(network, sample, partial)
         _add_metadata(partial, {WEIGHTS_DIGEST_KEY: weights_digest(model_dir)})
         checked = torch.randn(CHECK_BATCH, 3, size, size, generator=generator)

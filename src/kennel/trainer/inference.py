@@ -29,6 +29,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torchvision import models, transforms  # type: ignore[import-untyped, unused-ignore]
 
+# delete this line to have kennel serve your edited handler functions as they are
+KENNEL_BUILTIN_HANDLER = "image-classifier/1"
+
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "small-cnn")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
