@@ -10,14 +10,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kennel import __version__
-from kennel.api._auth import SigV4Middleware
+from kennel.api._auth import ASGIApp, SigV4Middleware
 from kennel.api._context import ServerContext
 from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
 from kennel.api.routers import datasets, endpoints, models, status, training, uploads
 
 
-def create_app(ctx: ServerContext) -> FastAPI:
+def create_app(ctx: ServerContext) -> ASGIApp:
+    """The gateway: SigV4 verification, then InvokeEndpoint, then the FastAPI control plane.
+
+    The two outer layers wrap the FastAPI app rather than being added as its middleware:
+    FastAPI puts its own error, telemetry and body-limit middleware outside user
+    middleware, and InvokeEndpoint (the hot path, with a 1 ms overhead budget) need pay
+    for none of them. Errors of the outer layers are written in AWS's shape by themselves.
+    """
+    app = create_control_plane(ctx)
+    return SigV4Middleware(DataPlane(app, ctx), ctx)
+
+
+def create_control_plane(ctx: ServerContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.ray.start_in_background()
@@ -43,9 +55,6 @@ def create_app(ctx: ServerContext) -> FastAPI:
     install_error_handlers(app)
     for module in (status, datasets, training, uploads, models, endpoints):
         app.include_router(module.router)
-    # Added first, so it sits inside the signature check: InvokeEndpoint is verified too.
-    app.add_middleware(DataPlane, ctx=ctx)
-    app.add_middleware(SigV4Middleware, ctx=ctx)
     return app
 
 

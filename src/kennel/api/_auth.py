@@ -8,6 +8,7 @@ the caller's identity plus a replay of the body.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from kennel._errors import KennelError, PayloadTooLargeError, ValidationError
+from kennel._errors import InternalError, KennelError, PayloadTooLargeError, ValidationError
 from kennel.api._context import ServerContext
 from kennel.api._errors import error_response
 from kennel.iam.sigv4 import SignedRequest, verify
@@ -25,6 +26,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 SPOOL_IN_MEMORY = 8 * 2**20
 CHUNK = 256 * 2**10
@@ -79,9 +82,10 @@ class SigV4Middleware:
         try:
             body = await self._read_body(scope, receive, self._limit(scope["method"], path))
             identity = self._verify(scope, body)
-        except KennelError as err:
+        except Exception as exc:  # noqa: BLE001 - answered in AWS's shape, and logged
             if body is not None:
                 body.file.close()
+            err = exc if isinstance(exc, KennelError) else _internal(exc)
             await error_response(err, path, request_id)(scope, receive, send)
             return
         state = scope.setdefault("state", {})
@@ -151,6 +155,14 @@ class SigV4Middleware:
         )
         ctx.credentials.touch(identity.access_key_id)
         return identity
+
+
+def _internal(exc: Exception) -> KennelError:
+    log.exception("verifying a request failed unexpectedly")
+    return InternalError(
+        f"Internal error while checking the request ({type(exc).__name__}): {exc}",
+        hint="See the server log (kennel home, logs/server.log).",
+    )
 
 
 def _request_id() -> str:

@@ -37,6 +37,7 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # no proxy in front: the client's own address is the truth
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,7 @@ class ImageClassifierHandler:
         self.classes: list[str] = classes
         self.preprocess = Preprocessor.from_config(config)
         env = os.environ if environ is None else environ
+        self.vcpus = _vcpus(env)
         try:
             self.fetch_policy = FetchPolicy.from_env(env)
         except ValueError as error:
@@ -257,13 +259,46 @@ class ImageClassifierHandler:
             log.info("%s records no weights digest; trusting it", path)
         input_name = session.get_inputs()[0].name
         output_names = [session.get_outputs()[0].name]
+        solo = self._solo_session(ort, path, providers)
+        lock = threading.Lock()
+        running = 0
 
         def run(batch: Batch) -> Array:
-            logits: Array = session.run(output_names, {input_name: batch})[0]
+            # A request that finds no other running gets every vCPU (one request alone
+            # would otherwise use one core of several); under load each run keeps to its
+            # worker's threads, which is what makes concurrent requests add up.
+            nonlocal running
+            with lock:
+                chosen = solo if solo is not None and running == 0 else session
+                running += 1
+            try:
+                logits: Array = chosen.run(output_names, {input_name: batch})[0]
+            finally:
+                with lock:
+                    running -= 1
             return logits
 
-        log.info("serving %s with ONNX Runtime (intra-op threads: %s)", path, self.threads)
+        log.info(
+            "serving %s with ONNX Runtime (intra-op threads: %s; %s alone)",
+            path,
+            self.threads,
+            self.vcpus if solo is not None else self.threads,
+        )
         return ImageModel("onnxruntime", run, size, self.threads, session=session)
+
+    def _solo_session(self, ort: Any, path: Path, providers: list[str]) -> Any:
+        """A second session on all the instance's vCPUs, for a request that runs alone."""
+        if self.threads is None or self.vcpus <= self.threads:
+            return None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.vcpus
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            return ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as error:  # noqa: BLE001 - an optimisation only
+            log.warning("no all-core session for lone requests: %s", error)
+            return None
 
     def _torch_model(self, folder: Path) -> ImageModel:
         """The model's own ``model_fn`` builds the network (on the GPU if there is one)."""
@@ -459,6 +494,14 @@ def image_handler_functions(
     ``environ`` sets ONNX Runtime's intra-op threads (the server puts its choice there)."""
     env = os.environ if environ is None else environ
     return ImageClassifierHandler(model_dir, threads=_threads(env), environ=env).functions()
+
+
+def _vcpus(environ: Mapping[str, str]) -> int:
+    """The instance's vCPUs (``KENNEL_INSTANCE_VCPUS``), else this machine's CPU count."""
+    text = environ.get("KENNEL_INSTANCE_VCPUS", "").strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    return os.cpu_count() or 1
 
 
 def _threads(environ: Mapping[str, str]) -> int | None:
