@@ -14,7 +14,7 @@ from rich.table import Table
 
 from kennel._client import KennelClient, path_segment
 from kennel._errors import KennelError, NotFoundError, ValidationError
-from kennel.cli._common import JsonOption, client
+from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, human_bytes, print_json
 
 models_app = typer.Typer(help="Models: a model.tar.gz (from a job or a file) ready to serve.")
@@ -51,7 +51,7 @@ def create_model(
     as_json: JsonOption = False,
 ) -> None:
     """Create a model from a training job or a model.tar.gz (ONNX is exported and checked)."""
-    environment = _pairs(env, "--env")
+    environment = pairs(env, "--env")
     with client() as api:
         info = _create_model(api, name, from_job, artifact, entry_point, environment)
     _show_model(info, as_json)
@@ -507,16 +507,6 @@ def _kv_table() -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     return table
-
-
-def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"{what} {item!r} must look like NAME=value.")
-        pairs[key] = value
-    return pairs
 
 
 # deploy and invoke ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from kennel._client import KennelClient, path_segment
 from kennel._errors import ValidationError
-from kennel.cli._common import JsonOption, client
+from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, print_json
 
 jobs_app = typer.Typer(help="Training jobs: list, describe, logs, metrics, stop.")
@@ -25,16 +25,6 @@ jobs_app = typer.Typer(help="Training jobs: list, describe, logs, metrics, stop.
 BASE = "/api/v1/training-jobs"
 FOLLOW_POLL_SECONDS = 1.0
 ACTIVE = ("InProgress", "Stopping")
-
-
-def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValidationError(f"{what} {item!r} must look like name=value.")
-        pairs[key] = value
-    return pairs
 
 
 def train(
@@ -70,10 +60,10 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Start a training job (SageMaker's training contract, on Ray)."""
-    hps = _pairs(hyperparameter, "Hyperparameter")
-    channels = _pairs(channel, "Channel")
+    hps = pairs(hyperparameter, "Hyperparameter")
+    channels = pairs(channel, "Channel")
     if local:
-        raise typer.Exit(_train_locally(entry_point, source_dir, hps, channels, _pairs(env, "Env")))
+        raise typer.Exit(_train_locally(entry_point, source_dir, hps, channels, pairs(env, "Env")))
     spec: dict[str, Any] = {
         "name": name,
         "dataset": dataset,
@@ -83,10 +73,8 @@ def train(
         "instance_type": instance_type,
         "instance_count": instance_count,
         "max_runtime_seconds": max_runtime,
-        "environment": _pairs(env, "Env"),
-        "metric_definitions": [
-            {"name": k, "regex": v} for k, v in _pairs(metric, "Metric").items()
-        ],
+        "environment": pairs(env, "Env"),
+        "metric_definitions": [{"name": k, "regex": v} for k, v in pairs(metric, "Metric").items()],
         "output_path": output_path,
     }
     with client() as api:

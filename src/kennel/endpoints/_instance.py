@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from kennel.cluster._process import terminate_group
 
 WORK_ROOT_ENV = "KENNEL_ENDPOINT_WORK_ROOT"
 MAX_LOG_TAIL = 8 * 2**10
@@ -98,17 +99,7 @@ class EndpointInstance:
 
     def terminate(self, grace_seconds: float = 5.0) -> int | None:
         """SIGTERM the server's process group; SIGKILL after the grace period."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return None if proc is None else proc.returncode
-        _signal_group(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        return proc.returncode
+        return terminate_group(self.process, grace_seconds)
 
     def cleanup(self) -> None:
         self.terminate(2.0)
@@ -147,10 +138,3 @@ def _node_ip() -> str:
     import ray
 
     return str(ray.util.get_node_ip_address())
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return

@@ -11,15 +11,15 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from kennel.cluster._process import terminate_group
 
 WORK_ROOT_ENV = "KENNEL_JOB_WORK_ROOT"
 PYTHON = "{python}"
@@ -116,17 +116,7 @@ class TrainingInstance:
 
     def terminate(self, grace_seconds: float) -> int | None:
         """SIGTERM the script's process group, SIGKILL it after the grace period."""
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return None if proc is None else proc.returncode
-        _signal_group(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        return proc.returncode
+        return terminate_group(self.process, grace_seconds)
 
     def failure_file(self) -> str | None:
         """SageMaker's convention: the script's /opt/ml/output/failure becomes FailureReason."""
@@ -159,13 +149,6 @@ class TrainingInstance:
         shutil.rmtree(self.work, ignore_errors=True)
         with contextlib.suppress(OSError):  # the job's folder goes once its last host has
             self.work.parent.rmdir()
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
 
 
 def _materialize(uri: str, target: Path) -> None:
