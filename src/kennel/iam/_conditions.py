@@ -1,0 +1,375 @@
+"""Matching primitives of the IAM policy language: wildcards, policy variables, conditions.
+
+Wildcards
+    ``*`` matches any run of characters (including none), ``?`` exactly one. Actions match
+    case-insensitively, resources and ARNs case-sensitively. Matching is on the whole string.
+
+Policy variables (policy version 2012-10-17 only)
+    ``${aws:username}``, ``${aws:PrincipalArn}`` ... are replaced by the request-context value
+    of that key (keys are case-insensitive). ``${key, 'default'}`` supplies a default. The
+    escapes ``${*}``, ``${?}`` and ``${$}`` stand for a *literal* ``*``, ``?`` and ``$``. A
+    variable whose key is absent (and has no default) makes the element match nothing.
+
+Condition blocks
+    ``{"Operator": {"key": value | [values]}}``. Several values for one key are ORed; several
+    keys and several operators are ANDed. A key missing from the request makes the test false,
+    except for ``...IfExists`` operators (true) and ``Null``. Set operators: ``ForAnyValue:``
+    is true when at least one request value passes (false when the key is missing or empty);
+    ``ForAllValues:`` is true when every request value passes (true when missing or empty).
+    Negated operators (``StringNotEquals``, ``NotIpAddress``, ...) pass for a request value
+    that matches none of the policy values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+
+__all__ = [
+    "CONDITION_OPERATORS",
+    "ContextValue",
+    "compile_pattern",
+    "condition_matches",
+    "expand_variables",
+    "split_operator",
+    "valid_date_value",
+    "wildcard_match",
+]
+
+ContextValue = str | list[str]
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_DEFAULT = re.compile(r"^\s*([^,]+?)\s*,\s*'([^']*)'\s*$")
+
+# Positive base operators and the negated operators that are "not any of" them.
+_NEGATIONS = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+    "NumericNotEquals": "NumericEquals",
+    "DateNotEquals": "DateEquals",
+    "NotIpAddress": "IpAddress",
+}
+_POSITIVE = {
+    "StringEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "ArnEquals",
+    "ArnLike",
+    "NumericEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+}
+CONDITION_OPERATORS: frozenset[str] = frozenset(_POSITIVE | set(_NEGATIONS) | {"Null"})
+_PREFIXES = ("ForAnyValue:", "ForAllValues:")
+
+
+def split_operator(operator: str) -> tuple[str | None, str, bool] | None:
+    """``"ForAnyValue:StringLikeIfExists"`` -> ``("ForAnyValue", "StringLike", True)``.
+
+    ``None`` when the operator is not one of the IAM condition operators.
+    """
+    prefix: str | None = None
+    for candidate in _PREFIXES:
+        if operator.startswith(candidate):
+            prefix = candidate[:-1]
+            operator = operator[len(candidate) :]
+            break
+    if_exists = operator.endswith("IfExists")
+    if if_exists:
+        operator = operator[: -len("IfExists")]
+    if operator not in CONDITION_OPERATORS or (operator == "Null" and (if_exists or prefix)):
+        return None
+    return prefix, operator, if_exists
+
+
+# -- wildcards and policy variables ------------------------------------------------------------
+
+
+def _lookup(context: Mapping[str, ContextValue], key: str) -> list[str] | None:
+    value = context.get(key.lower())
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _pieces(text: str, context: Mapping[str, ContextValue] | None) -> list[tuple[str, bool]] | None:
+    """Split ``text`` into (chunk, is_literal) pieces, resolving variables when ``context``."""
+    if context is None:
+        return [(text, False)]
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for found in _VARIABLE.finditer(text):
+        pieces.append((text[pos : found.start()], False))
+        name = found.group(1).strip()
+        if name in ("*", "?", "$"):
+            pieces.append((name, True))
+        else:
+            default: str | None = None
+            with_default = _DEFAULT.match(name)
+            if with_default:
+                name, default = with_default.group(1), with_default.group(2)
+            values = _lookup(context, name)
+            if values and len(values) == 1:
+                pieces.append((values[0], True))
+            elif default is not None:
+                pieces.append((default, True))
+            else:
+                return None
+        pos = found.end()
+    pieces.append((text[pos:], False))
+    return pieces
+
+
+def _lower_keys(context: Mapping[str, ContextValue]) -> dict[str, ContextValue]:
+    return {key.lower(): value for key, value in context.items()}
+
+
+def expand_variables(text: str, context: Mapping[str, ContextValue] | None) -> str | None:
+    """``text`` with its policy variables replaced (``None`` if one cannot be resolved).
+
+    ``context`` must have lower-cased keys; ``None`` means variables are not supported (policy
+    version 2008-10-17) and ``text`` is returned unchanged.
+    """
+    pieces = _pieces(text, context)
+    return None if pieces is None else "".join(chunk for chunk, _ in pieces)
+
+
+@lru_cache(maxsize=4096)
+def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    body = "".join(
+        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
+    )
+    return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
+def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """Whether ``value`` matches ``pattern`` (``*`` and ``?`` wildcards, whole string)."""
+    if pattern == "*":
+        return True
+    return _glob(pattern, ignore_case).fullmatch(value) is not None
+
+
+def compile_pattern(
+    text: str, context: Mapping[str, ContextValue] | None, *, ignore_case: bool = False
+) -> re.Pattern[str] | None:
+    """A regex for a wildcard pattern whose variables are resolved from ``context``.
+
+    Substituted values are literal (a ``*`` in a user name is not a wildcard).
+    """
+    pieces = _pieces(text, context)
+    if pieces is None:
+        return None
+    body = ""
+    for chunk, literal in pieces:
+        if literal:
+            body += re.escape(chunk)
+        else:
+            body += "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in chunk)
+    return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
+# -- value parsing ---------------------------------------------------------------------------------
+
+_EPOCH = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _date(text: str) -> float | None:
+    text = text.strip()
+    if _EPOCH.match(text):
+        return float(text)
+    candidate = text.upper()
+    if candidate.endswith("Z"):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def valid_date_value(text: str) -> bool:
+    """AWS's (legacy) acceptance test for a Date condition value: ISO 8601 or epoch seconds."""
+    lowered = text.lower()
+    if "t" not in lowered and "-" not in lowered:
+        try:
+            return -292275054 <= int(lowered) <= 9223372036854775807
+        except ValueError:
+            return False
+    try:
+        _check_iso_8601(lowered)
+    except (ValueError, AssertionError):
+        return False
+    return True
+
+
+def _require(condition: bool) -> None:
+    if not condition:
+        raise ValueError("invalid ISO 8601 date")
+
+
+def _check_iso_8601(text: str) -> None:
+    date_part, _, time_part = text.partition("t")
+    negative = date_part.startswith("-")
+    date_parts = (date_part[1:] if negative else date_part).split("-")
+    year = int(("-" if negative else "") + date_parts[0])
+    _require(-292275054 <= year <= 292278993)
+    if len(date_parts) > 1:
+        _require(1 <= int(date_parts[1]) <= 12)
+    if len(date_parts) > 2:
+        _require(1 <= int(date_parts[2]) <= 31)
+    _require(len(date_parts) < 4)
+    time_parts = time_part.split(":")
+    if time_parts[0] != "":
+        _require(0 <= int(time_parts[0]) <= 23)
+    if len(time_parts) > 1:
+        _require(0 <= int(time_parts[1]) <= 59)
+    if len(time_parts) > 2:
+        seconds_part = time_parts[2]
+        if "z" in seconds_part:
+            seconds_part, _, rest = seconds_part.partition("z")
+            _require(rest == "")
+        elif "+" in seconds_part:
+            seconds_part, _, zone = seconds_part.partition("+")
+            hours, colon, minutes = zone.partition(":")
+            _require(len(hours) == 2 and 0 <= int(hours) <= 23)
+            if colon:
+                _require(len(minutes) == 2 and 0 <= int(minutes) <= 59)
+        seconds, dot, fraction = seconds_part.partition(".")
+        _require(0 <= int(seconds) <= 59)
+        if dot:
+            _require(0 <= int(fraction) <= 999999999)
+
+
+# -- operators -------------------------------------------------------------------------------------
+
+
+def _numeric(compare: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+    def test(actual: str, expected: str) -> bool:
+        left, right = _number(actual), _number(expected)
+        return left is not None and right is not None and compare(left, right)
+
+    return test
+
+
+def _dated(compare: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+    def test(actual: str, expected: str) -> bool:
+        left, right = _date(actual), _date(expected)
+        return left is not None and right is not None and compare(left, right)
+
+    return test
+
+
+def _ip(actual: str, expected: str) -> bool:
+    try:
+        return ipaddress.ip_address(actual.strip()) in ipaddress.ip_network(
+            expected.strip(), strict=False
+        )
+    except ValueError:
+        return False
+
+
+_SIMPLE: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda a, e: a == e,
+    "StringEqualsIgnoreCase": lambda a, e: a.casefold() == e.casefold(),
+    "BinaryEquals": lambda a, e: a == e,
+    "Bool": lambda a, e: a.lower() == e.lower(),
+    "NumericEquals": _numeric(lambda a, e: a == e),
+    "NumericLessThan": _numeric(lambda a, e: a < e),
+    "NumericLessThanEquals": _numeric(lambda a, e: a <= e),
+    "NumericGreaterThan": _numeric(lambda a, e: a > e),
+    "NumericGreaterThanEquals": _numeric(lambda a, e: a >= e),
+    "DateEquals": _dated(lambda a, e: a == e),
+    "DateLessThan": _dated(lambda a, e: a < e),
+    "DateLessThanEquals": _dated(lambda a, e: a <= e),
+    "DateGreaterThan": _dated(lambda a, e: a > e),
+    "DateGreaterThanEquals": _dated(lambda a, e: a >= e),
+    "IpAddress": _ip,
+}
+_PATTERN_OPERATORS = {"StringLike", "ArnLike", "ArnEquals"}
+_VARIABLE_OPERATORS = {
+    "StringEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "ArnEquals",
+    "ArnLike",
+}
+
+
+def _passes(
+    base: str, actual: str, expected: Sequence[str], context: Mapping[str, ContextValue] | None
+) -> bool:
+    """Whether one request value passes a positive operator against any policy value."""
+    for raw in expected:
+        if base in _PATTERN_OPERATORS:
+            pattern = compile_pattern(raw, context)
+            if pattern is not None and pattern.fullmatch(actual):
+                return True
+            continue
+        value = expand_variables(raw, context) if base in _VARIABLE_OPERATORS else raw
+        if value is not None and _SIMPLE[base](actual, value):
+            return True
+    return False
+
+
+def condition_matches(
+    operator: str,
+    key: str,
+    expected: Sequence[str],
+    context: Mapping[str, ContextValue],
+    *,
+    variables: bool = True,
+) -> bool:
+    """Evaluate one ``operator: {key: expected}`` test against a (lower-cased key) context."""
+    parsed = split_operator(operator)
+    if parsed is None:
+        return False
+    prefix, base, if_exists = parsed
+    actual = _lookup(context, key)
+    if base == "Null":
+        missing = not actual
+        return any((value.lower() == "true") == missing for value in expected)
+    variable_context = context if variables else None
+    negated = base in _NEGATIONS
+    positive = _NEGATIONS.get(base, base)
+
+    def one(value: str) -> bool:
+        hit = _passes(positive, value, expected, variable_context)
+        return not hit if negated else hit
+
+    if not actual:
+        if if_exists:
+            return True
+        return prefix == "ForAllValues"
+    if prefix == "ForAllValues":
+        return all(one(value) for value in actual)
+    return any(one(value) for value in actual)
+
+
+def normalise_context(context: Mapping[str, ContextValue]) -> dict[str, ContextValue]:
+    """The request context with lower-cased keys (condition keys are case-insensitive)."""
+    return _lower_keys(context)
