@@ -221,6 +221,13 @@ class EndpointService:
                 )
             session.delete(row)
 
+    def _require_config(self, name: str) -> None:
+        """A request naming a missing config is a bad request (SageMaker: 400), not a 404."""
+        try:
+            self.describe_config(name)
+        except NotFoundError as error:
+            raise ValidationError(error.message, hint=error.hint) from None
+
     # Endpoints: reads -----------------------------------------------------------
 
     def list_all(self) -> list[dict[str, Any]]:
@@ -292,7 +299,7 @@ class EndpointService:
 
     def create(self, spec: EndpointSpec) -> dict[str, Any]:
         check_name("Endpoint", spec.name)
-        self.describe_config(spec.config_name)
+        self._require_config(spec.config_name)
         with self._lock:
             with self.db.session() as session:
                 if session.get(Endpoint, spec.name) is not None:
@@ -318,7 +325,7 @@ class EndpointService:
         return self.describe(spec.name)
 
     def update(self, name: str, spec: UpdateEndpointSpec) -> dict[str, Any]:
-        self.describe_config(spec.config_name)
+        self._require_config(spec.config_name)
         with self._lock:
             live = self._live.get(name)
             row = self.describe(name)
