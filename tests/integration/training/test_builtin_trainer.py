@@ -105,6 +105,11 @@ def test_a_job_waits_until_its_instances_fit(api: KennelClient, digits: str) -> 
         "hyperparameters": {**SMALL, "epochs": 30},
     }
     api.post("/api/v1/training-jobs", sleeper)
+    # The hog must hold its CPUs before the waiter asks, or the two race for them.
+    placed_by = time.monotonic() + 60
+    while not api.get("/api/v1/training-jobs/hog")["placement"]:
+        assert time.monotonic() < placed_by, "the first job never got its instances"
+        time.sleep(0.2)
     api.post(
         "/api/v1/training-jobs",
         {
