@@ -14,7 +14,18 @@ from kennel.api._auth import ASGIApp, SigV4Middleware
 from kennel.api._context import ServerContext
 from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
-from kennel.api.routers import datasets, endpoints, models, status, training, uploads
+from kennel.api.routers import (
+    aws_query,
+    datasets,
+    endpoints,
+    iam,
+    models,
+    status,
+    training,
+    uploads,
+)
+
+ROUTERS = (status, datasets, training, uploads, models, endpoints, iam, aws_query)
 
 
 def create_app(ctx: ServerContext) -> ASGIApp:
@@ -34,6 +45,7 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.ray.start_in_background()
         ctx.endpoints.start()
+        ctx.access_log.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
         try:
             yield
@@ -42,6 +54,7 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
             await asyncio.to_thread(ctx.endpoints.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)
+            await asyncio.to_thread(ctx.access_log.stop)
             ctx.db.dispose()
 
     app = FastAPI(
@@ -50,10 +63,11 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (status, datasets, training, uploads, models, endpoints):
+    for module in ROUTERS:
         app.include_router(module.router)
     return app
 

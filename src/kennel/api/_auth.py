@@ -38,6 +38,8 @@ _SERVICES: list[tuple[str, frozenset[str]]] = [
     ("/2015-03-31/", frozenset({"lambda"})),
     ("/api/v1/", frozenset({"sagemaker"})),
 ]
+# IAM and STS speak the Query protocol: a form POST to "/", told apart by the signed service.
+_QUERY_SERVICES = frozenset({"iam", "sts"})
 _DEFAULT_SERVICES = frozenset({"sagemaker"})
 
 # Routes that accept large uploads (a data set archive); everything else is JSON-sized.
@@ -45,6 +47,8 @@ _UPLOAD_ROUTES = (("PUT", "/api/v1/datasets/"), ("PUT", "/api/v1/uploads/"))
 
 
 def services_for(path: str) -> frozenset[str]:
+    if path == "/":
+        return _QUERY_SERVICES
     for prefix, services in _SERVICES:
         if path.startswith(prefix):
             return services
@@ -153,7 +157,7 @@ class SigV4Middleware:
             now=datetime.now(UTC),
             max_skew=timedelta(seconds=ctx.settings.max_clock_skew_seconds),
         )
-        ctx.credentials.touch(identity.access_key_id)
+        ctx.credentials.touch(identity.access_key_id, identity.service, identity.principal)
         return identity
 
 

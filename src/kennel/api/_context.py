@@ -11,9 +11,11 @@ from kennel.cluster import RayCluster
 from kennel.datasets._service import DatasetService
 from kennel.endpoints._models import ModelService
 from kennel.endpoints._service import EndpointService
-from kennel.iam._bootstrap import BootstrapResult, bootstrap, write_aws_config
+from kennel.iam._authorizer import AccessLog, Authorizer
+from kennel.iam._bootstrap import ADMIN_USER, BootstrapResult, bootstrap, write_aws_config
 from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
+from kennel.iam._service import IamService
 from kennel.store import ArtifactStore, Database
 from kennel.training import TrainingService
 
@@ -30,6 +32,9 @@ class ServerContext:
     training: TrainingService
     models: ModelService
     endpoints: EndpointService
+    iam: IamService
+    authorizer: Authorizer
+    access_log: AccessLog
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -51,6 +56,9 @@ def build_context(settings: Settings) -> ServerContext:
     db.upgrade()
     box = SecretBox.from_file_or_env(settings.home / "master.key", settings.master_key)
     account = bootstrap(db, box, settings)
+    iam = IamService(db, box, account_id=account.account_id, region=account.region)
+    iam.ensure_builtins(ADMIN_USER)
+    access_log = AccessLog(db)
     if settings.write_aws_profile:
         write_aws_config(settings)
     artifacts = ArtifactStore(settings.resolved_artifact_url)
@@ -76,11 +84,14 @@ def build_context(settings: Settings) -> ServerContext:
         settings=settings,
         db=db,
         artifacts=artifacts,
-        credentials=CredentialStore(db, box),
+        credentials=CredentialStore(db, box, generation=lambda: iam.generation),
         account=account,
         ray=ray,
         datasets=datasets,
         training=training,
         models=models,
         endpoints=endpoints,
+        iam=iam,
+        authorizer=Authorizer(iam, access_log),
+        access_log=access_log,
     )

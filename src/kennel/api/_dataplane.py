@@ -21,13 +21,17 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from kennel._errors import KennelError
 from kennel.api._auth import Message, Receive, Scope, Send
+from kennel.api._authz import request_facts
 from kennel.api._context import ServerContext
 from kennel.endpoints._routing import Backend, EndpointRoute, VariantRoute
 from kennel.endpoints._upstream import UpstreamError, UpstreamTimeout
+from kennel.iam._actions import ACTIONS
 
 log = logging.getLogger(__name__)
 
+INVOKE_ACTION = "sagemaker:InvokeEndpoint"
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
 MAX_CUSTOM_ATTRIBUTES = 1024
@@ -64,6 +68,7 @@ class DataPlane:
         self.ctx = ctx
         self.routes = ctx.endpoints.routes
         self.timeout = ctx.settings.endpoint_model_timeout_seconds
+        self.arn_prefix = ACTIONS[INVOKE_ACTION].arn(ctx.region, ctx.account_id, "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -85,6 +90,7 @@ class DataPlane:
                     405, "UnknownOperationException", "InvokeEndpoint takes POST only."
                 )
             name = unquote(raw_name)
+            await self._authorize(scope, name)
             headers = _headers(scope)
             route = self._route(name)
             variant = self._variant(route, headers.get(_TARGET))
@@ -122,6 +128,21 @@ class DataPlane:
                     "server log (logs/server.log in the kennel home).",
                 ),
             )
+
+    async def _authorize(self, scope: Scope, name: str) -> None:
+        """sagemaker:InvokeEndpoint on the endpoint's ARN, before anything else is looked at."""
+        authorizer = self.ctx.authorizer
+        key = scope["state"]["identity"].access_key_id
+        principal = authorizer.cached(key)
+        if principal is None:
+            try:
+                principal = await asyncio.to_thread(authorizer.principal, key)
+            except KennelError as error:
+                raise InvokeError(error.status, error.aws_code, error.message) from error
+        resource = self.arn_prefix + name.lower()
+        outcome = authorizer.check(principal, INVOKE_ACTION, resource, request_facts(scope))
+        if not outcome.allowed:
+            raise InvokeError(403, "AccessDeniedException", outcome.message)
 
     def _route(self, name: str) -> EndpointRoute:
         route = self.routes.get(name)

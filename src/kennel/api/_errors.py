@@ -12,10 +12,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from kennel._errors import InternalError, KennelError, NotFoundError, ValidationError
+from kennel.api._query import xml_error
 
 log = logging.getLogger(__name__)
 
 LAMBDA_PREFIX = "/2015-03-31/"
+QUERY_PATH = "/"
+"""IAM and STS (the Query protocol) answer errors in XML with their own codes."""
+
+_QUERY_CODES = {
+    "AccessDeniedException": "AccessDenied",
+    "ValidationException": "ValidationError",
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+    "IncompleteSignatureException": "IncompleteSignature",
+    "ExpiredTokenException": "ExpiredToken",
+    "InternalFailure": "ServiceFailure",
+}
+
+
+def query_error_code(err: KennelError) -> str:
+    return _QUERY_CODES.get(err.aws_code, err.aws_code)
 
 
 def error_body(err: KennelError, path: str) -> bytes:
@@ -36,6 +54,14 @@ def error_headers(err: KennelError, request_id: str) -> dict[str, str]:
 
 
 def error_response(err: KennelError, path: str, request_id: str | None = None) -> Response:
+    if path == QUERY_PATH:
+        request_id = request_id or str(uuid.uuid4())
+        message = f"{err.message} ({err.hint})" if err.hint else err.message
+        return Response(
+            content=xml_error(query_error_code(err), message, request_id, sender=err.status < 500),
+            status_code=err.status,
+            headers={"content-type": "text/xml", "x-amzn-RequestId": request_id},
+        )
     return Response(
         content=error_body(err, path),
         status_code=err.status,

@@ -11,14 +11,17 @@ from sqlalchemy import select, update
 
 from kennel.iam._keys import SecretBox
 from kennel.iam.sigv4 import Credential
-from kennel.store import AccessKey, Database, User
+from kennel.store import AccessKey, Database, Role, Session, User
 
 
 class CredentialStore:
     """Finds active keys in the database; caches them briefly to keep the hot path off it.
 
-    The cache lives ``ttl`` seconds, so a deactivated key stops working within that time.
-    ``last_used_at`` is written at most once per ``touch_every`` per key.
+    The cache lives ``ttl`` seconds, and is dropped whenever ``generation()`` changes (IAM
+    changed in this process), so a deactivated or deleted key stops working at once here
+    and within ``ttl`` on other servers sharing the database. Temporary (ASIA) keys come
+    from STS sessions, with their token and expiry. ``last_used_at`` is written at most
+    once per ``touch_every`` per key.
     """
 
     def __init__(
@@ -29,8 +32,11 @@ class CredentialStore:
         ttl: float = 2.0,
         touch_every: timedelta = timedelta(minutes=1),
         clock: Callable[[], float] = time.monotonic,
+        generation: Callable[[], int] = lambda: 0,
     ) -> None:
         self._db = db
+        self._generation = generation
+        self._seen_generation = generation()
         self._box = box
         self._ttl = ttl
         self._touch_every = touch_every
@@ -41,7 +47,11 @@ class CredentialStore:
 
     def lookup(self, access_key_id: str) -> Credential | None:
         now = self._clock()
+        generation = self._generation()
         with self._lock:
+            if generation != self._seen_generation:
+                self._cache.clear()
+                self._seen_generation = generation
             hit = self._cache.get(access_key_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
@@ -54,6 +64,18 @@ class CredentialStore:
 
     def _load(self, access_key_id: str) -> Credential | None:
         with self._db.session() as session:
+            if access_key_id.startswith("ASIA"):
+                temporary = session.get(Session, access_key_id)
+                if temporary is None:
+                    return None
+                expires = temporary.expires_at
+                return Credential(
+                    access_key_id=access_key_id,
+                    secret_access_key=self._box.decrypt(temporary.secret_encrypted),
+                    session_token=self._box.decrypt(temporary.token_encrypted),
+                    principal=temporary.principal_arn,
+                    expires_at=expires if expires.tzinfo else expires.replace(tzinfo=UTC),
+                )
             row = session.execute(
                 select(AccessKey, User.arn)
                 .join(User, User.name == AccessKey.user_name)
@@ -68,16 +90,26 @@ class CredentialStore:
                 principal=arn,
             )
 
-    def touch(self, access_key_id: str) -> None:
-        """Record that a key was used (AWS's LastUsedDate), at most once per interval."""
+    def touch(self, access_key_id: str, service: str = "", principal: str = "") -> None:
+        """Record that a key (or a role, through a session) was used, at most once per interval.
+
+        This is AWS's access-key LastUsedDate/ServiceName and a role's RoleLastUsed.
+        """
         now = datetime.now(UTC)
         last = self._touched.get(access_key_id)
         if last is not None and now - last < self._touch_every:
             return
+        if len(self._touched) > 10_000:
+            self._touched.clear()
         self._touched[access_key_id] = now
         with self._db.session() as session:
+            if access_key_id.startswith("ASIA"):
+                if ":assumed-role/" in principal:
+                    role = principal.split("/")[1]
+                    session.execute(update(Role).where(Role.name == role).values(last_used_at=now))
+                return
             session.execute(
                 update(AccessKey)
                 .where(AccessKey.access_key_id == access_key_id)
-                .values(last_used_at=now)
+                .values(last_used_at=now, last_used_service=service or None)
             )

@@ -33,6 +33,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256), unique=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
+    """Unused since IAM (0004): the admin user has AdministratorAccess attached instead."""
+    user_id: Mapped[str] = mapped_column(String(32), default="")
+    path: Mapped[str] = mapped_column(String(512), default="/")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -47,6 +50,7 @@ class AccessKey(Base):
     status: Mapped[str] = mapped_column(String(16), default="Active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_service: Mapped[str | None] = mapped_column(String(32))
 
 
 class Dataset(Base):
@@ -153,3 +157,156 @@ class Endpoint(Base):
     last_deployment: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- IAM -------------------------------------------------------------------------------
+# Users and access keys are above (they came first); the rest of IAM's model is here.
+# Principals are named by kind ("user", "group", "role") and name in the link tables.
+
+
+class Group(Base):
+    __tablename__ = "iam_groups"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    group_id: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(512), default="/")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GroupMember(Base):
+    __tablename__ = "iam_group_members"
+
+    group_name: Mapped[str] = mapped_column(
+        ForeignKey("iam_groups.name", ondelete="CASCADE"), primary_key=True
+    )
+    user_name: Mapped[str] = mapped_column(
+        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Role(Base):
+    """A role: a trust policy says who may assume it; its policies say what it may do."""
+
+    __tablename__ = "iam_roles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256), unique=True)
+    role_id: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(512), default="/")
+    description: Mapped[str] = mapped_column(Text, default="")
+    trust_policy: Mapped[str] = mapped_column(Text)
+    max_session_duration: Mapped[int] = mapped_column(Integer, default=3600)
+    permissions_boundary: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ManagedPolicy(Base):
+    """A managed policy: customer ones (account ARN) and kennel's built-ins (``aws`` ARN)."""
+
+    __tablename__ = "iam_policies"
+
+    arn: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    policy_id: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(512), default="/")
+    description: Mapped[str] = mapped_column(Text, default="")
+    document: Mapped[str] = mapped_column(Text)
+    default_version_id: Mapped[str] = mapped_column(String(16), default="v1")
+    versions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    builtin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PolicyAttachment(Base):
+    __tablename__ = "iam_attachments"
+
+    principal_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    principal_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_arn: Mapped[str] = mapped_column(
+        ForeignKey("iam_policies.arn", ondelete="CASCADE"), primary_key=True
+    )
+    attached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class InlinePolicy(Base):
+    __tablename__ = "iam_inline_policies"
+
+    principal_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    principal_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+
+
+class Boundary(Base):
+    """A permissions boundary set on a user or a role."""
+
+    __tablename__ = "iam_boundaries"
+
+    principal_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    principal_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy_arn: Mapped[str] = mapped_column(String(256))
+
+
+class Session(Base):
+    """Temporary credentials (ASIA keys) from AssumeRole or GetSessionToken."""
+
+    __tablename__ = "iam_sessions"
+
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    kind: Mapped[str] = mapped_column(String(8))
+    """"role" (AssumeRole) or "user" (GetSessionToken)."""
+    principal_name: Mapped[str] = mapped_column(String(128))
+    principal_arn: Mapped[str] = mapped_column(String(256), index=True)
+    session_name: Mapped[str] = mapped_column(String(64), default="")
+    source_arn: Mapped[str] = mapped_column(String(256), default="")
+    mfa: Mapped[bool] = mapped_column(default=False)
+    session_policy: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class MfaDevice(Base):
+    """A virtual (TOTP) MFA device; ``enabled_at`` once paired with a user by two codes."""
+
+    __tablename__ = "iam_mfa_devices"
+
+    serial_number: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    seed_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_code_step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ResourcePolicy(Base):
+    """A resource-based policy (a function's permissions from ``add-permission``)."""
+
+    __tablename__ = "iam_resource_policies"
+
+    resource_arn: Mapped[str] = mapped_column(String(512), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+
+
+class AccessLogEntry(Base):
+    """One authorization decision: who tried what on which resource, and what decided it."""
+
+    __tablename__ = "iam_access_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    principal_arn: Mapped[str] = mapped_column(String(256), index=True)
+    access_key_id: Mapped[str] = mapped_column(String(32), default="")
+    action: Mapped[str] = mapped_column(String(128))
+    resource: Mapped[str] = mapped_column(String(512))
+    allowed: Mapped[bool]
+    reason: Mapped[str] = mapped_column(String(16))
+    statement: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str] = mapped_column(Text, default="")

@@ -12,6 +12,16 @@ from kennel.api._dataplane import DataPlane
 from kennel.endpoints._routing import EndpointRoute, RoutingTable
 
 
+class _AllowAll:
+    """Authorization is not what these tests are about: every caller may invoke."""
+
+    def cached(self, key: str) -> Any:
+        return SimpleNamespace(arn="arn:aws:iam::123456789012:user/admin")
+
+    def check(self, *_: Any) -> Any:
+        return SimpleNamespace(allowed=True)
+
+
 class _Broken(EndpointRoute):
     def choose_deployment(self) -> Any:
         raise RuntimeError("boom")
@@ -23,6 +33,7 @@ def _call(routes: RoutingTable, path: str) -> tuple[int, dict[bytes, bytes], dic
         settings=SimpleNamespace(endpoint_model_timeout_seconds=5.0),
         account_id="123456789012",
         region="us-east-1",
+        authorizer=_AllowAll(),
     )
     sent: list[dict[str, Any]] = []
 
@@ -40,7 +51,11 @@ def _call(routes: RoutingTable, path: str) -> tuple[int, dict[bytes, bytes], dic
         "method": "POST",
         "path": path,
         "headers": [(b"content-type", b"application/json")],
-        "state": {"body": SimpleNamespace(file=io.BytesIO(b"{}"))},
+        "state": {
+            "body": SimpleNamespace(file=io.BytesIO(b"{}")),
+            "identity": SimpleNamespace(access_key_id="AKIAEXAMPLE", region="us-east-1"),
+            "request_id": "r-1",
+        },
     }
     asyncio.run(DataPlane(inner, ctx)(scope, receive, send))  # type: ignore[arg-type]
     start, body = sent

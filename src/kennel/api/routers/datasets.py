@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, model_validator
 
 from kennel._errors import ValidationError
+from kennel.api._authz import authorize
 from kennel.api._deps import Context, RawBody
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -35,7 +36,7 @@ class CreateDataset(BaseModel):
         return self
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[authorize("kennel:CreateDataset", body="name")])
 def create_dataset(spec: CreateDataset, ctx: Context) -> dict[str, Any]:
     if spec.demo is not None:
         return ctx.datasets.create_demo(
@@ -45,7 +46,9 @@ def create_dataset(spec: CreateDataset, ctx: Context) -> dict[str, Any]:
     return ctx.datasets.create_from_url(spec.name, spec.source_url)
 
 
-@router.put("/{name}", status_code=201)
+@router.put(
+    "/{name}", status_code=201, dependencies=[authorize("kennel:CreateDataset", path="name")]
+)
 def upload_dataset(name: str, body: RawBody, ctx: Context) -> dict[str, Any]:
     """The body is the archive itself (.zip or .tar[.gz]), as the CLI uploads it."""
     if body.size == 0:
@@ -62,17 +65,19 @@ def upload_dataset(name: str, body: RawBody, ctx: Context) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-@router.get("")
+@router.get("", dependencies=[authorize("kennel:ListDatasets")])
 def list_datasets(ctx: Context) -> dict[str, Any]:
     return {"datasets": ctx.datasets.list_all()}
 
 
-@router.get("/{name}")
+@router.get("/{name}", dependencies=[authorize("kennel:DescribeDataset", path="name")])
 def describe_dataset(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.datasets.describe(name)
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete(
+    "/{name}", status_code=204, dependencies=[authorize("kennel:DeleteDataset", path="name")]
+)
 def delete_dataset(name: str, ctx: Context) -> Response:
     ctx.datasets.delete(name)
     return Response(status_code=204)

@@ -9,59 +9,78 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from kennel.api._authz import authorize
 from kennel.api._deps import Context
 from kennel.endpoints._spec import EndpointConfigSpec, EndpointSpec, UpdateEndpointSpec
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"])
 
 
-@router.post("/endpoint-configs", status_code=201)
+@router.post(
+    "/endpoint-configs",
+    status_code=201,
+    dependencies=[authorize("sagemaker:CreateEndpointConfig", body="name")],
+)
 def create_endpoint_config(spec: EndpointConfigSpec, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.create_config(spec)
 
 
-@router.get("/endpoint-configs")
+@router.get("/endpoint-configs", dependencies=[authorize("sagemaker:ListEndpointConfigs")])
 def list_endpoint_configs(ctx: Context) -> dict[str, Any]:
     return {"endpoint_configs": ctx.endpoints.list_configs()}
 
 
-@router.get("/endpoint-configs/{name}")
+@router.get(
+    "/endpoint-configs/{name}",
+    dependencies=[authorize("sagemaker:DescribeEndpointConfig", path="name")],
+)
 def describe_endpoint_config(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.describe_config(name)
 
 
-@router.delete("/endpoint-configs/{name}")
+@router.delete(
+    "/endpoint-configs/{name}",
+    dependencies=[authorize("sagemaker:DeleteEndpointConfig", path="name")],
+)
 def delete_endpoint_config(name: str, ctx: Context) -> dict[str, Any]:
     ctx.endpoints.delete_config(name)
     return {"deleted": name}
 
 
-@router.post("/endpoints", status_code=201)
+@router.post(
+    "/endpoints", status_code=201, dependencies=[authorize("sagemaker:CreateEndpoint", body="name")]
+)
 def create_endpoint(spec: EndpointSpec, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.create(spec)
 
 
-@router.get("/endpoints")
+@router.get("/endpoints", dependencies=[authorize("sagemaker:ListEndpoints")])
 def list_endpoints(ctx: Context) -> dict[str, Any]:
     return {"endpoints": ctx.endpoints.list_all()}
 
 
-@router.get("/endpoints/{name}")
+@router.get(
+    "/endpoints/{name}", dependencies=[authorize("sagemaker:DescribeEndpoint", path="name")]
+)
 def describe_endpoint(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.describe(name)
 
 
-@router.post("/endpoints/{name}/update")
+@router.post(
+    "/endpoints/{name}/update", dependencies=[authorize("sagemaker:UpdateEndpoint", path="name")]
+)
 def update_endpoint(name: str, spec: UpdateEndpointSpec, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.update(name, spec)
 
 
-@router.delete("/endpoints/{name}")
+@router.delete(
+    "/endpoints/{name}", dependencies=[authorize("sagemaker:DeleteEndpoint", path="name")]
+)
 def delete_endpoint(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.endpoints.delete(name)
 
 
-@router.get("/endpoints/{name}/metrics")
+@router.get("/endpoints/{name}/metrics", dependencies=[authorize("cloudwatch:GetMetricData")])
 def endpoint_metrics(
     name: str, ctx: Context, since_seconds: float = Query(default=3600.0, gt=0)
 ) -> dict[str, Any]:

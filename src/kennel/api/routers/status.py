@@ -8,12 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from kennel import __version__
+from kennel.api._authz import authorize
 from kennel.api._deps import Context
 
 router = APIRouter(prefix="/api/v1", tags=["status"])
 
 
-@router.get("/status")
+@router.get("/status", dependencies=[authorize("kennel:GetServerStatus")])
 def status(ctx: Context, request: Request) -> dict[str, Any]:
     settings = ctx.settings
     return {

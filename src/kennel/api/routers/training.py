@@ -6,38 +6,47 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from kennel.api._authz import authorize
 from kennel.api._deps import Context
 from kennel.training import CATALOG, TrainingJobSpec
 
 router = APIRouter(prefix="/api/v1", tags=["training"])
 
 
-@router.get("/instance-types")
+@router.get("/instance-types", dependencies=[authorize("kennel:ListInstanceTypes")])
 def list_instance_types() -> dict[str, Any]:
     return {"instance_types": [t.to_dict() for t in CATALOG.values()]}
 
 
-@router.post("/training-jobs", status_code=201)
+@router.post(
+    "/training-jobs",
+    status_code=201,
+    dependencies=[authorize("sagemaker:CreateTrainingJob", body="name")],
+)
 def create_training_job(spec: TrainingJobSpec, ctx: Context) -> dict[str, Any]:
     return ctx.training.create(spec)
 
 
-@router.get("/training-jobs")
+@router.get("/training-jobs", dependencies=[authorize("sagemaker:ListTrainingJobs")])
 def list_training_jobs(ctx: Context, status: str | None = None) -> dict[str, Any]:
     return {"training_jobs": ctx.training.list_all(status)}
 
 
-@router.get("/training-jobs/{name}")
+@router.get(
+    "/training-jobs/{name}", dependencies=[authorize("sagemaker:DescribeTrainingJob", path="name")]
+)
 def describe_training_job(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.training.describe(name)
 
 
-@router.post("/training-jobs/{name}/stop")
+@router.post(
+    "/training-jobs/{name}/stop", dependencies=[authorize("sagemaker:StopTrainingJob", path="name")]
+)
 def stop_training_job(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.training.stop(name)
 
 
-@router.get("/training-jobs/{name}/logs")
+@router.get("/training-jobs/{name}/logs", dependencies=[authorize("logs:GetLogEvents")])
 def training_job_logs(
     name: str,
     ctx: Context,
@@ -47,6 +56,6 @@ def training_job_logs(
     return ctx.training.logs(name, host, offset)
 
 
-@router.get("/training-jobs/{name}/metrics")
+@router.get("/training-jobs/{name}/metrics", dependencies=[authorize("cloudwatch:GetMetricData")])
 def training_job_metrics(name: str, ctx: Context) -> dict[str, Any]:
     return {"metrics": ctx.training.metrics(name)}

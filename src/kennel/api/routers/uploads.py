@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from kennel._errors import ValidationError
+from kennel.api._authz import authorize
 from kennel.api._deps import Context, RawBody
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
@@ -17,7 +18,9 @@ router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-@router.put("/{filename}", status_code=201)
+@router.put(
+    "/{filename}", status_code=201, dependencies=[authorize("kennel:PutUpload", path="filename")]
+)
 def upload(filename: str, body: RawBody, ctx: Context) -> dict[str, Any]:
     if not _FILENAME.match(filename):
         raise ValidationError(

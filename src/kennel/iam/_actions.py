@@ -1,0 +1,178 @@
+"""The actions kennel authorizes, the resource each one acts on, and its access level.
+
+Every route of the gateway names one of these (the enumeration test checks that); the
+audit, ``generate-policy`` and ``unused`` read the catalog to know what an action is.
+Names and ARNs follow AWS's service authorization reference where AWS has the action;
+kennel's own resources (data sets, uploads, the server's status) use the ``kennel``
+service prefix and ``arn:aws:kennel:<region>:<account>:<kind>/<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Access = Literal["List", "Read", "Write", "Permissions management"]
+
+
+@dataclass(frozen=True)
+class Action:
+    service: str
+    name: str
+    access: Access
+    resource: str
+    """An ARN template with {region}, {account} and {name}, or ``*`` (no resource type)."""
+    lower_name: bool = False
+    """SageMaker lower-cases resource names in its ARNs."""
+
+    @property
+    def full(self) -> str:
+        return f"{self.service}:{self.name}"
+
+    def arn(self, region: str, account: str, name: str = "") -> str:
+        if self.resource == "*":
+            return "*"
+        return self.resource.format(
+            region=region, account=account, name=name.lower() if self.lower_name else name
+        )
+
+
+def _sm(kind: str) -> str:
+    return "arn:aws:sagemaker:{region}:{account}:" + kind + "/{name}"
+
+
+def _kennel(kind: str) -> str:
+    return "arn:aws:kennel:{region}:{account}:" + kind + "/{name}"
+
+
+def _iam(kind: str) -> str:
+    return "arn:aws:iam::{account}:" + kind + "/{name}"
+
+
+_LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs"
+
+_CATALOG: list[tuple[str, str, Access, str]] = [
+    # kennel's own resources
+    ("kennel", "GetServerStatus", "Read", "*"),
+    ("kennel", "ListInstanceTypes", "List", "*"),
+    ("kennel", "CreateDataset", "Write", _kennel("dataset")),
+    ("kennel", "DescribeDataset", "Read", _kennel("dataset")),
+    ("kennel", "ListDatasets", "List", "*"),
+    ("kennel", "DeleteDataset", "Write", _kennel("dataset")),
+    ("kennel", "PutUpload", "Write", _kennel("upload")),
+    # SageMaker
+    ("sagemaker", "CreateTrainingJob", "Write", _sm("training-job")),
+    ("sagemaker", "DescribeTrainingJob", "Read", _sm("training-job")),
+    ("sagemaker", "ListTrainingJobs", "List", "*"),
+    ("sagemaker", "StopTrainingJob", "Write", _sm("training-job")),
+    ("sagemaker", "CreateModel", "Write", _sm("model")),
+    ("sagemaker", "DescribeModel", "Read", _sm("model")),
+    ("sagemaker", "ListModels", "List", "*"),
+    ("sagemaker", "DeleteModel", "Write", _sm("model")),
+    ("sagemaker", "CreateEndpointConfig", "Write", _sm("endpoint-config")),
+    ("sagemaker", "DescribeEndpointConfig", "Read", _sm("endpoint-config")),
+    ("sagemaker", "ListEndpointConfigs", "List", "*"),
+    ("sagemaker", "DeleteEndpointConfig", "Write", _sm("endpoint-config")),
+    ("sagemaker", "CreateEndpoint", "Write", _sm("endpoint")),
+    ("sagemaker", "DescribeEndpoint", "Read", _sm("endpoint")),
+    ("sagemaker", "ListEndpoints", "List", "*"),
+    ("sagemaker", "UpdateEndpoint", "Write", _sm("endpoint")),
+    ("sagemaker", "DeleteEndpoint", "Write", _sm("endpoint")),
+    ("sagemaker", "InvokeEndpoint", "Read", _sm("endpoint")),
+    # CloudWatch (metrics and logs of jobs and endpoints)
+    ("cloudwatch", "GetMetricData", "Read", "*"),
+    ("logs", "GetLogEvents", "Read", _LOG_GROUP),
+    # IAM
+    ("iam", "CreateUser", "Write", _iam("user")),
+    ("iam", "GetUser", "Read", _iam("user")),
+    ("iam", "ListUsers", "List", "*"),
+    ("iam", "DeleteUser", "Write", _iam("user")),
+    ("iam", "CreateAccessKey", "Write", _iam("user")),
+    ("iam", "ListAccessKeys", "List", _iam("user")),
+    ("iam", "UpdateAccessKey", "Write", _iam("user")),
+    ("iam", "DeleteAccessKey", "Write", _iam("user")),
+    ("iam", "GetAccessKeyLastUsed", "Read", _iam("user")),
+    ("iam", "CreateGroup", "Write", _iam("group")),
+    ("iam", "GetGroup", "Read", _iam("group")),
+    ("iam", "ListGroups", "List", "*"),
+    ("iam", "DeleteGroup", "Write", _iam("group")),
+    ("iam", "AddUserToGroup", "Write", _iam("group")),
+    ("iam", "RemoveUserFromGroup", "Write", _iam("group")),
+    ("iam", "ListGroupsForUser", "List", _iam("user")),
+    ("iam", "CreateRole", "Write", _iam("role")),
+    ("iam", "GetRole", "Read", _iam("role")),
+    ("iam", "ListRoles", "List", "*"),
+    ("iam", "DeleteRole", "Write", _iam("role")),
+    ("iam", "UpdateAssumeRolePolicy", "Permissions management", _iam("role")),
+    ("iam", "PassRole", "Write", _iam("role")),
+    ("iam", "CreatePolicy", "Permissions management", _iam("policy")),
+    ("iam", "GetPolicy", "Read", _iam("policy")),
+    ("iam", "GetPolicyVersion", "Read", _iam("policy")),
+    ("iam", "ListPolicies", "List", "*"),
+    ("iam", "ListPolicyVersions", "List", _iam("policy")),
+    ("iam", "CreatePolicyVersion", "Permissions management", _iam("policy")),
+    ("iam", "DeletePolicy", "Permissions management", _iam("policy")),
+    ("iam", "ListEntitiesForPolicy", "List", _iam("policy")),
+    ("iam", "AttachUserPolicy", "Permissions management", _iam("user")),
+    ("iam", "DetachUserPolicy", "Permissions management", _iam("user")),
+    ("iam", "ListAttachedUserPolicies", "List", _iam("user")),
+    ("iam", "PutUserPolicy", "Permissions management", _iam("user")),
+    ("iam", "GetUserPolicy", "Read", _iam("user")),
+    ("iam", "DeleteUserPolicy", "Permissions management", _iam("user")),
+    ("iam", "ListUserPolicies", "List", _iam("user")),
+    ("iam", "AttachGroupPolicy", "Permissions management", _iam("group")),
+    ("iam", "DetachGroupPolicy", "Permissions management", _iam("group")),
+    ("iam", "ListAttachedGroupPolicies", "List", _iam("group")),
+    ("iam", "PutGroupPolicy", "Permissions management", _iam("group")),
+    ("iam", "GetGroupPolicy", "Read", _iam("group")),
+    ("iam", "DeleteGroupPolicy", "Permissions management", _iam("group")),
+    ("iam", "ListGroupPolicies", "List", _iam("group")),
+    ("iam", "AttachRolePolicy", "Permissions management", _iam("role")),
+    ("iam", "DetachRolePolicy", "Permissions management", _iam("role")),
+    ("iam", "ListAttachedRolePolicies", "List", _iam("role")),
+    ("iam", "PutRolePolicy", "Permissions management", _iam("role")),
+    ("iam", "GetRolePolicy", "Read", _iam("role")),
+    ("iam", "DeleteRolePolicy", "Permissions management", _iam("role")),
+    ("iam", "ListRolePolicies", "List", _iam("role")),
+    ("iam", "PutUserPermissionsBoundary", "Permissions management", _iam("user")),
+    ("iam", "DeleteUserPermissionsBoundary", "Permissions management", _iam("user")),
+    ("iam", "PutRolePermissionsBoundary", "Permissions management", _iam("role")),
+    ("iam", "DeleteRolePermissionsBoundary", "Permissions management", _iam("role")),
+    ("iam", "CreateVirtualMFADevice", "Write", _iam("mfa")),
+    ("iam", "EnableMFADevice", "Write", _iam("user")),
+    ("iam", "DeactivateMFADevice", "Write", _iam("user")),
+    ("iam", "ListMFADevices", "List", _iam("user")),
+    ("iam", "ListVirtualMFADevices", "List", "*"),
+    ("iam", "DeleteVirtualMFADevice", "Write", _iam("mfa")),
+    ("iam", "SimulatePrincipalPolicy", "Read", "*"),
+    ("iam", "GenerateServiceLastAccessedDetails", "Read", "*"),
+    # STS and the access analyzer (kennel's explain, generate-policy and audit)
+    ("sts", "AssumeRole", "Write", _iam("role")),
+    ("sts", "GetSessionToken", "Read", "*"),
+    ("sts", "GetCallerIdentity", "Read", "*"),
+    ("sts", "DecodeAuthorizationMessage", "Read", "*"),
+    ("cloudtrail", "LookupEvents", "Read", "*"),
+    ("access-analyzer", "StartPolicyGeneration", "Read", "*"),
+    ("access-analyzer", "ListFindings", "Read", "*"),
+]
+
+ACTIONS: dict[str, Action] = {
+    f"{service}:{name}": Action(service, name, access, resource, lower_name=service == "sagemaker")
+    for service, name, access, resource in _CATALOG
+}
+
+PERMISSIONS_ACTIONS = frozenset(
+    a for a, info in ACTIONS.items() if info.access == "Permissions management"
+)
+"""Actions that change who may do what (an identity able to run these on itself can escalate)."""
+
+UNAUTHORIZED_ACTIONS = frozenset({"sts:GetCallerIdentity"})
+"""Actions AWS answers for any valid caller, whatever the policies say (logged, not denied)."""
+
+
+def action(full_name: str) -> Action:
+    """The catalog entry for ``service:Name``; KeyError names the unknown action."""
+    try:
+        return ACTIONS[full_name]
+    except KeyError:
+        raise KeyError(f"{full_name} is not in kennel's action catalog (iam/_actions.py)") from None

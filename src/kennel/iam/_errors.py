@@ -1,0 +1,43 @@
+"""IAM's and STS's error codes (the Query protocol's ``<Code>``), as kennel errors."""
+
+from __future__ import annotations
+
+from kennel._errors import AuthError, ConflictError, KennelError, NotFoundError
+
+
+class NoSuchEntityError(NotFoundError):
+    aws_code = "NoSuchEntity"
+
+
+class EntityAlreadyExistsError(ConflictError):
+    aws_code = "EntityAlreadyExists"
+
+
+class DeleteConflictError(ConflictError):
+    aws_code = "DeleteConflict"
+
+
+class LimitExceededError(ConflictError):
+    aws_code = "LimitExceeded"
+
+
+class InvalidInputError(KennelError):
+    status = 400
+    aws_code = "InvalidInput"
+
+
+class IamValidationError(KennelError):
+    """IAM's and STS's own ValidationError (not SageMaker's ValidationException)."""
+
+    status = 400
+    aws_code = "ValidationError"
+
+
+class InvalidAuthenticationCodeError(AuthError):
+    aws_code = "InvalidAuthenticationCode"
+
+
+class StsAccessDeniedError(AuthError):
+    """STS's AccessDenied (AssumeRole refused by the trust or the caller's policies)."""
+
+    aws_code = "AccessDenied"
