@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     """How often instances are checked (a crashed one is replaced)."""
     endpoint_metrics_period_seconds: float = Field(default=60.0, gt=0)
     """One endpoint metric sample per variant per period (CloudWatch's: one minute)."""
+    sts_min_session_seconds: int = Field(default=900, ge=1)
+    """The shortest temporary credentials STS hands out (AWS: 900 s; tests lower it)."""
 
     @field_validator("home", mode="before")
     @classmethod

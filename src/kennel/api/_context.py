@@ -56,7 +56,13 @@ def build_context(settings: Settings) -> ServerContext:
     db.upgrade()
     box = SecretBox.from_file_or_env(settings.home / "master.key", settings.master_key)
     account = bootstrap(db, box, settings)
-    iam = IamService(db, box, account_id=account.account_id, region=account.region)
+    iam = IamService(
+        db,
+        box,
+        account_id=account.account_id,
+        region=account.region,
+        min_session_seconds=settings.sts_min_session_seconds,
+    )
     iam.ensure_builtins(ADMIN_USER)
     access_log = AccessLog(db)
     if settings.write_aws_profile:

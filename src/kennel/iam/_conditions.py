@@ -3,6 +3,10 @@
 Wildcards
     ``*`` matches any run of characters (including none), ``?`` exactly one. Actions match
     case-insensitively, resources and ARNs case-sensitively. Matching is on the whole string.
+    The ARN condition operators (``ArnEquals``, ``ArnLike`` and their negations) match segment
+    by segment: both ARNs are split on ``:`` into six parts (the last, the resource, keeps its
+    colons), a wildcard cannot cross a ``:`` outside the resource part, and a request value that
+    is not an ARN (fewer than six parts) matches nothing.
 
 Policy variables (policy version 2012-10-17 only)
     ``${aws:username}``, ``${aws:PrincipalArn}`` ... are replaced by the request-context value
@@ -12,12 +16,13 @@ Policy variables (policy version 2012-10-17 only)
 
 Condition blocks
     ``{"Operator": {"key": value | [values]}}``. Several values for one key are ORed; several
-    keys and several operators are ANDed. A key missing from the request makes the test false,
-    except for ``...IfExists`` operators (true) and ``Null``. Set operators: ``ForAnyValue:``
-    is true when at least one request value passes (false when the key is missing or empty);
-    ``ForAllValues:`` is true when every request value passes (true when missing or empty).
-    Negated operators (``StringNotEquals``, ``NotIpAddress``, ...) pass for a request value
-    that matches none of the policy values.
+    keys and several operators are ANDed. A key missing from the request makes a positive
+    test false and a negated one (``StringNotEquals``, ``ArnNotLike``, ``NotIpAddress``, ...)
+    true; ``...IfExists`` operators are true and ``Null`` tests the key's presence. Set
+    operators: ``ForAnyValue:`` is true when at least one request value passes (false when the
+    key is missing or resolves to a null data set: no values, or an empty string);
+    ``ForAllValues:`` is true when every request value passes (true when missing or null).
+    Negated operators pass for a request value that matches none of the policy values.
 """
 
 from __future__ import annotations
@@ -110,7 +115,7 @@ def _lookup(context: Mapping[str, ContextValue], key: str) -> list[str] | None:
 
 def _pieces(text: str, context: Mapping[str, ContextValue] | None) -> list[tuple[str, bool]] | None:
     """Split ``text`` into (chunk, is_literal) pieces, resolving variables when ``context``."""
-    if context is None:
+    if context is None or "${" not in text:
         return [(text, False)]
     pieces: list[tuple[str, bool]] = []
     pos = 0
@@ -165,23 +170,46 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     return _glob(pattern, ignore_case).fullmatch(value) is not None
 
 
+# Wildcards of the first five ARN parts (arn:partition:service:region:account) stay in their part.
+_ARN_PREFIX_COLONS = 5
+
+
+@lru_cache(maxsize=4096)
+def _piece_regex(
+    pieces: tuple[tuple[str, bool], ...], ignore_case: bool, arn: bool
+) -> re.Pattern[str]:
+    body: list[str] = []
+    colons = 0
+    for chunk, literal in pieces:
+        for char in chunk:
+            if char == ":":
+                colons += 1
+            if literal or char not in "*?":
+                body.append(re.escape(char))
+            elif arn and colons < _ARN_PREFIX_COLONS:
+                body.append("[^:]*" if char == "*" else "[^:]")
+            else:
+                body.append(".*" if char == "*" else ".")
+    return re.compile("".join(body), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
 def compile_pattern(
-    text: str, context: Mapping[str, ContextValue] | None, *, ignore_case: bool = False
+    text: str,
+    context: Mapping[str, ContextValue] | None,
+    *,
+    ignore_case: bool = False,
+    arn: bool = False,
 ) -> re.Pattern[str] | None:
     """A regex for a wildcard pattern whose variables are resolved from ``context``.
 
-    Substituted values are literal (a ``*`` in a user name is not a wildcard).
+    Substituted values are literal (a ``*`` in a user name is not a wildcard). With ``arn``,
+    wildcards before the fifth ``:`` cannot match a ``:`` (ARN segments are matched one by
+    one; the resource part keeps its colons). Compiled patterns are cached.
     """
     pieces = _pieces(text, context)
     if pieces is None:
         return None
-    body = ""
-    for chunk, literal in pieces:
-        if literal:
-            body += re.escape(chunk)
-        else:
-            body += "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in chunk)
-    return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+    return _piece_regex(tuple(pieces), ignore_case, arn)
 
 
 # -- value parsing ---------------------------------------------------------------------------------
@@ -311,6 +339,7 @@ _SIMPLE: dict[str, Callable[[str, str], bool]] = {
     "IpAddress": _ip,
 }
 _PATTERN_OPERATORS = {"StringLike", "ArnLike", "ArnEquals"}
+_ARN_OPERATORS = {"ArnLike", "ArnEquals"}
 _VARIABLE_OPERATORS = {
     "StringEquals",
     "StringEqualsIgnoreCase",
@@ -324,9 +353,12 @@ def _passes(
     base: str, actual: str, expected: Sequence[str], context: Mapping[str, ContextValue] | None
 ) -> bool:
     """Whether one request value passes a positive operator against any policy value."""
+    arn = base in _ARN_OPERATORS
+    if arn and actual.count(":") < _ARN_PREFIX_COLONS:
+        return False  # not an ARN: fewer than six parts
     for raw in expected:
         if base in _PATTERN_OPERATORS:
-            pattern = compile_pattern(raw, context)
+            pattern = compile_pattern(raw, context, arn=arn)
             if pattern is not None and pattern.fullmatch(actual):
                 return True
             continue
@@ -361,10 +393,15 @@ def condition_matches(
         hit = _passes(positive, value, expected, variable_context)
         return not hit if negated else hit
 
-    if not actual:
-        if if_exists:
-            return True
+    if actual and prefix is not None and all(value == "" for value in actual):
+        # An empty string is a null data set for the set operators.
         return prefix == "ForAllValues"
+    if not actual:
+        # Missing key: ...IfExists and ForAllValues pass, ForAnyValue fails; otherwise the
+        # values "do not match", so a positive test fails and a negated one passes.
+        if if_exists or prefix == "ForAllValues":
+            return True
+        return prefix is None and negated
     if prefix == "ForAllValues":
         return all(one(value) for value in actual)
     return any(one(value) for value in actual)

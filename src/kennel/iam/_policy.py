@@ -23,9 +23,16 @@ Evaluation (:func:`evaluate`) is AWS's single-account logic:
 * a statement *applies* when its action, resource, principal (resource policies) and
   conditions all match; ``NotAction``/``NotResource``/``NotPrincipal`` apply to everything
   *except* what they list;
-* an applicable ``Deny`` in any policy (identity, resource, boundary) wins: ``explicit-deny``;
-* otherwise the request is allowed if the resource policy allows it, or an identity policy
-  allows it *and* (when a permissions boundary is given) the boundary allows it too;
+* in ``Principal`` an account (its ID or ``:root`` ARN) stands for every principal of the
+  account and a role ARN for the role's sessions; in ``NotPrincipal`` an account stands only
+  for its root user;
+* an applicable ``Deny`` in any policy (identity, resource, boundary) wins: ``explicit-deny``.
+  A resource-policy ``Deny`` with ``NotPrincipal`` always applies to a principal that has a
+  permissions boundary, whatever it lists;
+* otherwise the request is allowed if the resource policy allows it *directly* (it names the
+  caller's own ARN: the user, or the role session itself), or if the resource policy (through
+  the role ARN, the account or a wildcard) or an identity policy allows it *and* (when a
+  permissions boundary is given) the boundary allows it too;
 * otherwise ``implicit-deny``.
 """
 
@@ -519,30 +526,64 @@ def _account_of(arn: str) -> str | None:
     return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
 
 
-def _principal_candidates(principal_arn: str) -> set[str]:
-    """The ARNs a principal is known by (an assumed-role session is also its role)."""
-    names = {principal_arn}
+def _role_of_session(principal_arn: str) -> str | None:
+    """The role ARN of an assumed-role session ARN (``None`` for any other principal)."""
     parts = principal_arn.split(":", 5)
     if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
         role = parts[5].split("/")[1]
-        names.add(f"arn:{parts[1]}:iam::{parts[4]}:role/{role}")
-    return names
+        return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return None
 
 
-def _principal_matches(principals: Mapping[str, tuple[str, ...]], principal_arn: str) -> bool:
-    names = _principal_candidates(principal_arn)
+def _is_account_root(principal_arn: str) -> bool:
+    parts = principal_arn.split(":")
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "iam" and parts[5] == "root"
+
+
+def _names_account(value: str, account: str | None) -> bool:
+    """Whether a principal value is ``account`` (its ID or its ``:root`` ARN)."""
+    if account is None:
+        return False
+    return value == account or (value.endswith(":root") and _account_of(value) == account)
+
+
+# How a resource-policy statement's principal matched the caller: "direct" when it names the
+# caller's own ARN, "indirect" through the role of a session, the account or a wildcard.
+_PrincipalMatch = Literal["direct", "indirect"]
+
+
+def _principal_match(
+    principals: Mapping[str, tuple[str, ...]], principal_arn: str
+) -> _PrincipalMatch | None:
+    """How a ``Principal`` element matches the caller (``None``: it does not)."""
+    role = _role_of_session(principal_arn)
     account = _account_of(principal_arn)
+    found: _PrincipalMatch | None = None
     for kind, values in principals.items():
         for value in values:
-            if value == "*" and kind in ("*", "AWS"):
+            if value == principal_arn:
+                return "direct"
+            if (
+                (value == "*" and kind in ("*", "AWS"))
+                or value == role
+                or (kind == "AWS" and _names_account(value, account))
+            ):
+                found = "indirect"
+    return found
+
+
+def _not_principal_lists(principals: Mapping[str, tuple[str, ...]], principal_arn: str) -> bool:
+    """Whether a ``NotPrincipal`` element lists the caller (so the statement spares it).
+
+    Unlike ``Principal``, an account listed here stands only for its root user.
+    """
+    role = _role_of_session(principal_arn)
+    root_of = _account_of(principal_arn) if _is_account_root(principal_arn) else None
+    for kind, values in principals.items():
+        for value in values:
+            if value in (principal_arn, role) or (value == "*" and kind in ("*", "AWS")):
                 return True
-            if kind == "AWS":
-                root = _account_of(value)
-                if value == account or (
-                    value.endswith(":root") and root is not None and root == account
-                ):
-                    return True
-            if value in names:
+            if kind == "AWS" and _names_account(value, root_of):
                 return True
     return False
 
@@ -562,35 +603,72 @@ def _resource_matches(statement: Statement, resource: str, variables: Any) -> bo
 
 
 def _applies(
-    statement: Statement, request: AuthzRequest, context: Any, variables: bool, *, principal: bool
-) -> bool:
+    statement: Statement,
+    request: AuthzRequest,
+    context: Any,
+    variables: bool,
+    *,
+    principal: bool,
+    bounded: bool = False,
+) -> _PrincipalMatch | None:
+    """Whether ``statement`` applies to ``request`` and, if so, how its principal matched.
+
+    ``principal``: check ``Principal``/``NotPrincipal`` (resource policies); ``bounded``: the
+    caller has a permissions boundary. Statements without a principal match ``"direct"``.
+    """
     action_hit = any(wildcard_match(a, request.action, ignore_case=True) for a in statement.actions)
     if action_hit == statement.not_action:
-        return False
+        return None
     if statement.resources is not None and not _resource_matches(
         statement, request.resource, context if variables else None
     ):
-        return False
+        return None
+    match: _PrincipalMatch | None = "direct"
     if principal and statement.principals is not None:
-        hit = _principal_matches(statement.principals, request.principal_arn)
-        if hit == statement.not_principal:
-            return False
-    return all(
+        if statement.not_principal:
+            # A NotPrincipal Deny always hits a principal that has a permissions boundary.
+            always = bounded and statement.effect == "Deny"
+            if not always and _not_principal_lists(statement.principals, request.principal_arn):
+                return None
+            match = "indirect"
+        else:
+            match = _principal_match(statement.principals, request.principal_arn)
+            if match is None:
+                return None
+    if not all(
         condition_matches(c.operator, c.key, c.values, context, variables=variables)
         for c in statement.conditions
-    )
+    ):
+        return None
+    return match
 
 
 def _matching(
-    policy: Policy, request: AuthzRequest, context: Any, effect: Effect, source: PolicySource
-) -> StatementRef | None:
+    policy: Policy,
+    request: AuthzRequest,
+    context: Any,
+    effect: Effect,
+    source: PolicySource,
+    *,
+    bounded: bool = False,
+) -> tuple[StatementRef, _PrincipalMatch] | None:
+    """The first applicable ``effect`` statement, preferring one whose principal is direct."""
     variables = policy.version == "2012-10-17"
+    found: tuple[StatementRef, _PrincipalMatch] | None = None
     for statement in policy.statements:
-        if statement.effect == effect and _applies(
-            statement, request, context, variables, principal=source == "resource"
-        ):
-            return StatementRef(policy.name, statement.sid, statement.index, source)
-    return None
+        if statement.effect != effect:
+            continue
+        match = _applies(
+            statement, request, context, variables, principal=source == "resource", bounded=bounded
+        )
+        if match is None:
+            continue
+        ref = StatementRef(policy.name, statement.sid, statement.index, source)
+        if match == "direct":
+            return ref, match
+        if found is None:
+            found = (ref, match)
+    return found
 
 
 def evaluate(
@@ -609,21 +687,28 @@ def evaluate(
         sources.append((resource_policy, "resource"))
     if boundary is not None:
         sources.append((boundary, "boundary"))
+    bounded = boundary is not None
     for policy, source in sources:
-        denied = _matching(policy, request, context, "Deny", source)
+        denied = _matching(policy, request, context, "Deny", source, bounded=bounded)
         if denied is not None:
-            return Decision(False, "explicit-deny", denied)
+            return Decision(False, "explicit-deny", denied[0])
+    granted: StatementRef | None = None
     if resource_policy is not None:
-        granted = _matching(resource_policy, request, context, "Allow", "resource")
-        if granted is not None:
-            return Decision(True, "allowed", granted)
-    identity_allow: StatementRef | None = None
-    for policy in identity_policies:
-        identity_allow = _matching(policy, request, context, "Allow", "identity")
-        if identity_allow is not None:
-            break
-    if identity_allow is None:
+        resource_allow = _matching(resource_policy, request, context, "Allow", "resource")
+        if resource_allow is not None:
+            granted, how = resource_allow
+            # Granted to the caller's own ARN (user, role session): no boundary applies.
+            # Granted through the role ARN or the account: the boundary still limits it.
+            if how == "direct" or boundary is None:
+                return Decision(True, "allowed", granted)
+    if granted is None:
+        for policy in identity_policies:
+            identity_allow = _matching(policy, request, context, "Allow", "identity")
+            if identity_allow is not None:
+                granted = identity_allow[0]
+                break
+    if granted is None:
         return Decision(False, "implicit-deny")
     if boundary is not None and _matching(boundary, request, context, "Allow", "boundary") is None:
         return Decision(False, "implicit-deny", blocked_by_boundary=True)
-    return Decision(True, "allowed", identity_allow)
+    return Decision(True, "allowed", granted)

@@ -150,7 +150,9 @@ class IamService:
         account_id: str,
         region: str,
         clock: Callable[[], datetime] = _now,
+        min_session_seconds: int = MIN_SESSION_SECONDS,
     ) -> None:
+        self.min_session_seconds = min_session_seconds
         self.db = db
         self.box = box
         self.account_id = account_id
@@ -1088,10 +1090,10 @@ class IamService:
         }
 
     def _check_duration(self, seconds: int, maximum: int) -> int:
-        if not MIN_SESSION_SECONDS <= seconds <= maximum:
+        if not self.min_session_seconds <= seconds <= maximum:
             raise IamValidationError(
                 f"The requested DurationSeconds ({seconds}) must be between "
-                f"{MIN_SESSION_SECONDS} and {maximum} seconds.",
+                f"{self.min_session_seconds} and {maximum} seconds.",
             )
         return seconds
 

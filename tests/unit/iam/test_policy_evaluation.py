@@ -147,6 +147,12 @@ def test_for_all_values_with_empty_key_is_true_for_any_value_false() -> None:
     tagged = AuthzRequest(ALICE, "s3:GetObject", "*", {"aws:TagKeys": ["Dept", "Owner"]})
     assert not evaluate(tagged, [all_values]).allowed
     assert evaluate(tagged, [any_value]).allowed
+    # An empty string is a null data set too (ForAllValues true, ForAnyValue false).
+    blank = AuthzRequest(ALICE, "s3:GetObject", "*", {"aws:TagKeys": ""})
+    assert evaluate(blank, [all_values]).allowed
+    assert not evaluate(blank, [any_value]).allowed
+    any_not = policy(allow(Condition={"ForAnyValue:StringNotEquals": {"aws:TagKeys": "Dept"}}))
+    assert not evaluate(blank, [any_not]).allowed
 
 
 def test_boundary_limits_an_allow() -> None:
@@ -224,6 +230,73 @@ def test_not_principal() -> None:
     assert evaluate(bob, [], resource_policy=bucket).reason == "explicit-deny"
 
 
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/R/s1"
+
+
+@pytest.mark.parametrize("account", [ROOT, ACCOUNT])
+def test_not_principal_account_spares_only_its_root_user(account: str) -> None:
+    bucket = policy(
+        {**deny(), "NotPrincipal": {"AWS": [account, f"arn:aws:iam::{ACCOUNT}:role/R"]}},
+        kind="resource",
+    )
+    everything = [policy(allow())]
+    assert evaluate(request(principal=ROOT), everything, resource_policy=bucket).allowed
+    assert evaluate(request(principal=SESSION), everything, resource_policy=bucket).allowed
+    alice = evaluate(request(), everything, resource_policy=bucket)
+    assert alice.reason == "explicit-deny"
+
+
+def test_not_principal_deny_always_applies_to_a_bounded_principal() -> None:
+    bucket = policy({**deny("s3:*"), "NotPrincipal": {"AWS": [ALICE, ROOT]}}, kind="resource")
+    everything = [policy(allow())]
+    s3 = request("s3:GetObject", "arn:aws:s3:::b/k")
+    assert evaluate(s3, everything, resource_policy=bucket).allowed
+    bounded = evaluate(s3, everything, resource_policy=bucket, boundary=policy(allow()))
+    assert bounded.reason == "explicit-deny"
+    assert bounded.statement is not None and bounded.statement.source == "resource"
+    # The rest of the statement still has to match.
+    assert evaluate(request(), everything, resource_policy=bucket, boundary=policy(allow())).allowed
+
+
+@pytest.mark.parametrize(
+    ("principal", "caller", "limited"),
+    [
+        ({"AWS": SESSION}, SESSION, False),
+        ({"AWS": ALICE}, ALICE, False),
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:role/R"}, SESSION, True),
+        ({"AWS": ROOT}, ALICE, True),
+        ({"AWS": ACCOUNT}, SESSION, True),
+        ("*", ALICE, True),
+    ],
+)
+def test_resource_policy_allow_and_permissions_boundary(
+    principal: Any, caller: str, limited: bool
+) -> None:
+    bucket = policy({**allow("s3:GetObject"), "Principal": principal}, kind="resource")
+    s3 = request("s3:GetObject", "arn:aws:s3:::b/k", caller)
+    assert evaluate(s3, [], resource_policy=bucket).allowed
+    narrow = evaluate(s3, [], resource_policy=bucket, boundary=policy(allow("cloudwatch:*")))
+    assert narrow.allowed is not limited
+    if limited:
+        assert narrow.reason == "implicit-deny" and narrow.blocked_by_boundary
+    wide = evaluate(s3, [], resource_policy=bucket, boundary=policy(allow("s3:*")))
+    assert wide.allowed
+    assert wide.statement is not None and wide.statement.source == "resource"
+
+
+def test_direct_resource_grant_wins_over_an_earlier_indirect_one() -> None:
+    bucket = policy(
+        {**allow("s3:GetObject"), "Principal": {"AWS": ACCOUNT}},
+        {**allow("s3:GetObject"), "Principal": {"AWS": ALICE}, "Sid": "Alice"},
+        kind="resource",
+    )
+    s3 = request("s3:GetObject", "arn:aws:s3:::b/k")
+    decision = evaluate(s3, [], resource_policy=bucket, boundary=policy(allow("cloudwatch:*")))
+    assert decision.allowed
+    assert decision.statement is not None and decision.statement.sid == "Alice"
+
+
 # -- matching and condition operators ------------------------------------------------------------
 
 
@@ -261,12 +334,33 @@ CTX: dict[str, str | list[str]] = {
         ("StringNotLike", "aws:username", ["b*"], True),
         ("StringEquals", "aws:Username", ["${aws:username}"], True),
         ("StringEquals", "aws:missing", ["x"], False),
-        ("StringNotEquals", "aws:missing", ["x"], False),
+        ("StringNotEquals", "aws:missing", ["x"], True),
         ("StringNotEqualsIfExists", "aws:missing", ["x"], True),
+        ("StringNotEqualsIgnoreCase", "aws:missing", ["x"], True),
+        ("StringNotLike", "aws:missing", ["x*"], True),
+        ("ArnNotEquals", "aws:missing", [ALICE], True),
+        ("ArnNotLike", "aws:missing", ["arn:*"], True),
+        ("NumericNotEquals", "aws:missing", ["1"], True),
+        ("DateNotEquals", "aws:missing", ["2024-01-01"], True),
+        ("NotIpAddress", "aws:missing", ["10.0.0.0/8"], True),
+        ("NotIpAddressIfExists", "aws:missing", ["10.0.0.0/8"], True),
+        ("ArnLike", "aws:missing", ["arn:*"], False),
+        ("IpAddress", "aws:missing", ["10.0.0.0/8"], False),
+        ("ForAllValues:StringNotEquals", "aws:missing", ["x"], True),
+        ("ForAnyValue:StringNotEquals", "aws:missing", ["x"], False),
         ("ArnEquals", "aws:PrincipalArn", [ALICE], True),
         ("ArnLike", "aws:PrincipalArn", ["arn:aws:iam::*:user/*"], True),
         ("ArnNotLike", "aws:PrincipalArn", ["arn:aws:iam::*:role/*"], True),
         ("ArnNotEquals", "aws:PrincipalArn", [ALICE], False),
+        ("ArnLike", "aws:PrincipalArn", ["arn:aws:*:user/alice"], False),
+        ("ArnLike", "aws:PrincipalArn", ["arn:aws:iam:*:*:user/*"], True),
+        ("ArnLike", "aws:PrincipalArn", ["arn:aws:iam::?23456789012:*"], True),
+        ("ArnEquals", "aws:PrincipalArn", ["arn:*:*:*:*:*"], True),
+        ("ArnEquals", "aws:PrincipalArn", ["*"], False),
+        ("ArnNotLike", "aws:PrincipalArn", ["arn:aws:*:user/alice"], True),
+        ("ArnLike", "aws:username", ["*"], False),
+        ("ArnNotLike", "aws:username", ["*"], True),
+        ("ArnLike", "aws:PrincipalArn", ["${aws:PrincipalArn}"], True),
         ("NumericEquals", "s3:max-keys", ["10"], True),
         ("NumericNotEquals", "s3:max-keys", ["10"], False),
         ("NumericLessThan", "s3:max-keys", ["11"], True),
@@ -393,3 +487,15 @@ def test_action_case_never_changes_the_decision(
     first = evaluate(req, [policy(*statements)])
     second = evaluate(other, [policy(*statements)])
     assert (first.allowed, first.reason) == (second.allowed, second.reason)
+
+
+def test_arn_operators_match_segment_by_segment() -> None:
+    source = "arn:aws:lambda:us-east-1:123456789012:function:fn:live"
+    ctx = {"aws:sourcearn": source}
+    assert condition_matches("ArnLike", "aws:SourceArn", ["arn:aws:lambda:*:*:function:*"], ctx)
+    # A resource-part wildcard may cross colons; the other parts' wildcards may not.
+    assert condition_matches("ArnLike", "aws:SourceArn", ["arn:aws:lambda:*:*:*"], ctx)
+    assert not condition_matches("ArnLike", "aws:SourceArn", ["arn:aws:*:function:fn:live"], ctx)
+    assert condition_matches("StringLike", "aws:SourceArn", ["arn:aws:*:function:fn:live"], ctx)
+    short = {"aws:sourcearn": "arn:aws:lambda:us-east-1:fn"}
+    assert not condition_matches("ArnLike", "aws:SourceArn", ["arn:aws:lambda:*"], short)
