@@ -166,7 +166,7 @@ PERMISSIONS_ACTIONS = frozenset(
 )
 """Actions that change who may do what (an identity able to run these on itself can escalate)."""
 
-UNAUTHORIZED_ACTIONS = frozenset({"sts:GetCallerIdentity"})
+UNAUTHORIZED_ACTIONS = frozenset({"sts:GetCallerIdentity", "sts:GetSessionToken"})
 """Actions AWS answers for any valid caller, whatever the policies say (logged, not denied)."""
 
 

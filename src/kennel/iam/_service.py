@@ -1228,13 +1228,17 @@ class IamService:
             session.add(
                 MfaDevice(serial_number=serial, name=name, seed_encrypted=self.box.encrypt(seed))
             )
-        uri = pyotp.TOTP(seed).provisioning_uri(name=name, issuer_name=f"kennel {self.account_id}")
+        # Base32StringSeed is a blob on the wire (boto3 hands back the seed's bytes).
+        # QRCodePNG is left out: kennel does not render QR codes; the seed (or the otpauth
+        # URI `kennel iam mfa create` prints) goes into any authenticator app.
         return {
             "VirtualMFADevice": {
                 "SerialNumber": serial,
-                "Base32StringSeed": seed,
-                "QRCodePNG": uri,
-            }
+                "Base32StringSeed": seed.encode(),
+            },
+            "OtpauthUri": pyotp.TOTP(seed).provisioning_uri(
+                name=name, issuer_name=f"kennel {self.account_id}"
+            ),
         }
 
     def _device(self, session: DbSession, serial: str) -> MfaDevice:
