@@ -98,7 +98,8 @@ class SigV4Middleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-amzn-requestid", request_id.encode()))
+                if not any(name.lower() == b"x-amzn-requestid" for name, _ in headers):
+                    headers.append((b"x-amzn-requestid", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, endpoints, server, serving, training
+from kennel.cli import datasets, endpoints, iam, server, serving, training
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(endpoints.configs_app, name="endpoint-configs")
 app.add_typer(endpoints.endpoints_app, name="endpoints")
 app.command("deploy")(endpoints.deploy)
 app.command("invoke")(endpoints.invoke)
+app.add_typer(iam.app, name="iam")
 
 
 def main() -> None:

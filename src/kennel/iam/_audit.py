@@ -809,12 +809,10 @@ def no_mfa(index: _Index, now: datetime, stale: timedelta) -> Iterator[Finding]:
             f"User {user.name} has no MFA device",
             f"User {user.name} has {' and '.join(has)} but no MFA device: a leaked key is "
             "enough to act as this user.",
-            f"`{_CLI} create-virtual-mfa-device --virtual-mfa-device-name {user.name} "
-            "--outfile mfa.png --bootstrap-method QRCodePNG`, scan it, then "
-            f"`{_CLI} enable-mfa-device --user-name {user.name} --serial-number "
-            f"arn:aws:iam::{index.account}:mfa/{user.name} --authentication-code1 CODE1 "
-            "--authentication-code2 CODE2`; require it with a Deny on "
-            '"aws:MultiFactorAuthPresent": "false".',
+            f"`kennel iam mfa create {user.name}` (add the seed to an authenticator app), "
+            f"then `kennel iam mfa enable {user.name} "
+            f"arn:aws:iam::{index.account}:mfa/{user.name} CODE1 CODE2`; require it with a "
+            'Deny on "aws:MultiFactorAuthPresent": "false".',
         )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from kennel._errors import AccessDeniedError, NotFoundError
 from kennel.iam._actions import UNAUTHORIZED_ACTIONS
@@ -78,7 +78,14 @@ def _statement_dict(statement: Any) -> dict[str, Any]:
 
 
 class AccessLog:
-    """Every decision, written in batches; readable by request id, principal and time."""
+    """Decisions, written in batches; readable by request id, principal and time.
+
+    Every denial is kept. An allowed call that repeats one made by the same principal on
+    the same action and resource less than ``repeat_window`` seconds before is not
+    written again: the log answers "who did what on which resource, and when last" (what
+    ``generate-policy``, ``unused`` and the audit need) without a row per invocation of
+    a busy endpoint.
+    """
 
     def __init__(
         self,
@@ -86,8 +93,13 @@ class AccessLog:
         *,
         flush_every: float = 0.5,
         retention: timedelta = timedelta(days=400),
+        repeat_window: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._repeat_window = repeat_window
+        self._clock = clock
+        self._recent: dict[tuple[str, str, str], float] = {}
         self._flush_every = flush_every
         self._retention = retention
         self._pending: list[Outcome] = []
@@ -111,6 +123,15 @@ class AccessLog:
 
     def record(self, outcome: Outcome) -> None:
         with self._lock:
+            if outcome.allowed and self._repeat_window > 0:
+                key = (outcome.principal_arn, outcome.action, outcome.resource)
+                now = self._clock()
+                last = self._recent.get(key)
+                if last is not None and now - last < self._repeat_window:
+                    return
+                if len(self._recent) > 50_000:
+                    self._recent.clear()
+                self._recent[key] = now
             self._pending.append(outcome)
 
     def _run(self) -> None:
@@ -125,23 +146,27 @@ class AccessLog:
             with self._lock:
                 batch, self._pending = self._pending, []
             if batch:
+                rows = [
+                    {
+                        "request_id": o.request_id,
+                        "time": o.time,
+                        "principal_arn": o.principal_arn,
+                        "access_key_id": o.access_key_id,
+                        "action": o.action,
+                        "resource": o.resource,
+                        "allowed": o.allowed,
+                        "reason": "session-policy"
+                        if o.session_policy_denied
+                        else o.decision.reason,
+                        "statement": _statement_dict(o.decision.statement),
+                        "context": o.context,
+                        "message": o.message,
+                    }
+                    for o in batch
+                ]
+                # One executemany through SQLAlchemy Core: ~10x cheaper per row than the ORM.
                 with self._db.session() as session:
-                    session.add_all(
-                        AccessLogEntry(
-                            request_id=o.request_id,
-                            time=o.time,
-                            principal_arn=o.principal_arn,
-                            access_key_id=o.access_key_id,
-                            action=o.action,
-                            resource=o.resource,
-                            allowed=o.allowed,
-                            reason=o.to_dict()["reason"],
-                            statement=_statement_dict(o.decision.statement),
-                            context=o.context,
-                            message=o.message,
-                        )
-                        for o in batch
-                    )
+                    session.execute(insert(AccessLogEntry), rows)
             now = time.monotonic()
             if now - self._last_prune > 3600:
                 self._last_prune = now
@@ -200,10 +225,10 @@ def _principal_filter(principal_arn: str) -> Any:
     parts = principal_arn.split(":", 5)
     if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
         role = parts[5].rsplit("/", 1)[-1]
-        sessions = f"arn:aws:sts::{parts[4]}:assumed-role/{role}/%"
-        return (AccessLogEntry.principal_arn == principal_arn) | AccessLogEntry.principal_arn.like(
-            sessions
-        )
+        # startswith with autoescape: "_" (allowed in role names) is a LIKE wildcard.
+        sessions = f"arn:aws:sts::{parts[4]}:assumed-role/{role}/"
+        of_sessions = AccessLogEntry.principal_arn.startswith(sessions, autoescape=True)
+        return (AccessLogEntry.principal_arn == principal_arn) | of_sessions
     return AccessLogEntry.principal_arn == principal_arn
 
 

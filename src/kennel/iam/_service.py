@@ -282,11 +282,12 @@ class IamService:
         with self.db.session() as session:
             user = self._user(session, name)
             shape = self._user_shape(user)
-            last = session.scalar(
-                select(func.max(AccessKey.last_used_at)).where(AccessKey.user_name == name)
-            )
-            if last is not None:
-                shape["PasswordLastUsed"] = _aware(last)
+            boundary = session.get(Boundary, ("user", name))
+            if boundary is not None:
+                shape["PermissionsBoundary"] = {
+                    "PermissionsBoundaryType": "Policy",
+                    "PermissionsBoundaryArn": boundary.policy_arn,
+                }
             return {"User": shape}
 
     def list_users(self) -> dict[str, Any]:
@@ -302,7 +303,10 @@ class IamService:
                 raise DeleteConflictError("Cannot delete entity, must delete access keys first.")
             if session.scalar(select(MfaDevice).where(MfaDevice.user_name == name)) is not None:
                 raise DeleteConflictError("Cannot delete entity, must remove MFA devices first.")
-            session.execute(delete(GroupMember).where(GroupMember.user_name == name))
+            if session.scalar(select(GroupMember).where(GroupMember.user_name == name)):
+                raise DeleteConflictError(
+                    "Cannot delete entity, must remove user from all groups first."
+                )
             session.execute(
                 delete(Boundary).where(
                     Boundary.principal_kind == "user", Boundary.principal_name == name
@@ -1266,11 +1270,16 @@ class IamService:
             now_step = int(self.clock().timestamp()) // TOTP_STEP
             totp = pyotp.TOTP(seed)
             pairs = [(s - 1, s) for s in (now_step, now_step + 1)]
-            if not any(
-                secrets.compare_digest(totp.at(a * TOTP_STEP), code1)
-                and secrets.compare_digest(totp.at(b * TOTP_STEP), code2)
-                for a, b in pairs
-            ):
+            second = next(
+                (
+                    b
+                    for a, b in pairs
+                    if secrets.compare_digest(totp.at(a * TOTP_STEP), code1)
+                    and secrets.compare_digest(totp.at(b * TOTP_STEP), code2)
+                ),
+                None,
+            )
+            if second is None:
                 raise InvalidAuthenticationCodeError(
                     "Authentication code for device is not valid.",
                     hint="Give two consecutive codes from the device (the current one and the "
@@ -1278,7 +1287,8 @@ class IamService:
                 )
             device.user_name = user_name
             device.enabled_at = self.clock()
-            device.last_code_step = now_step
+            # Both codes are spent (the second may be the next step's, from a clock ahead).
+            device.last_code_step = second
         self._changed()
 
     def deactivate_mfa_device(self, user_name: str, serial: str) -> None:

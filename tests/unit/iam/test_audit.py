@@ -402,7 +402,7 @@ def test_user_without_mfa(extra: dict[str, Any]) -> None:
     readers = group("readers", attached=(READ_ONLY,))
     [finding] = only(run(user("bob", **extra), readers), "no-mfa")
     assert finding.severity == "medium"
-    assert "enable-mfa-device --user-name bob" in finding.fix
+    assert "kennel iam mfa enable bob" in finding.fix
 
 
 @pytest.mark.parametrize(
