@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 import botocore.exceptions
@@ -905,34 +905,44 @@ RoleOption = Annotated[str | None, typer.Option("--role", help="A role's name.")
 GroupOption = Annotated[str | None, typer.Option("--group", help="A group's name.")]
 
 
+def _change_attachment(
+    verb: Literal["attach", "detach"],
+    policy: str,
+    user: str | None,
+    role: str | None,
+    group: str | None,
+) -> None:
+    kind, name = _target(user, role, group)
+    iam = aws_client("iam")
+    arn = resolve_policy_arn(iam, policy)
+    getattr(iam, f"{verb}_{kind}_policy")(**{f"{_noun(kind)}Name": name, "PolicyArn": arn})
+    done = f"Attached {arn} to" if verb == "attach" else f"Detached {arn} from"
+    console.print(f"{done} {kind} {name}.", soft_wrap=True, highlight=False)
+
+
+PolicyArgument = Annotated[str, typer.Argument(help="ARN or name, e.g. AmazonSageMakerFullAccess.")]
+
+
 @app.command("attach")
 def attach(
-    policy: Annotated[str, typer.Argument(help="ARN or name, e.g. AmazonSageMakerFullAccess.")],
+    policy: PolicyArgument,
     user: UserOption = None,
     role: RoleOption = None,
     group: GroupOption = None,
 ) -> None:
     """Attach a managed policy to a user, role or group."""
-    kind, name = _target(user, role, group)
-    iam = aws_client("iam")
-    arn = resolve_policy_arn(iam, policy)
-    getattr(iam, f"attach_{kind}_policy")(**{f"{_noun(kind)}Name": name, "PolicyArn": arn})
-    console.print(f"Attached {arn} to {kind} {name}.", soft_wrap=True, highlight=False)
+    _change_attachment("attach", policy, user, role, group)
 
 
 @app.command("detach")
 def detach(
-    policy: Annotated[str, typer.Argument(help="ARN or name, e.g. AmazonSageMakerFullAccess.")],
+    policy: PolicyArgument,
     user: UserOption = None,
     role: RoleOption = None,
     group: GroupOption = None,
 ) -> None:
     """Detach a managed policy from a user, role or group."""
-    kind, name = _target(user, role, group)
-    iam = aws_client("iam")
-    arn = resolve_policy_arn(iam, policy)
-    getattr(iam, f"detach_{kind}_policy")(**{f"{_noun(kind)}Name": name, "PolicyArn": arn})
-    console.print(f"Detached {arn} from {kind} {name}.", soft_wrap=True, highlight=False)
+    _change_attachment("detach", policy, user, role, group)
 
 
 @app.command("put-inline")

@@ -83,6 +83,17 @@ def _assume(caller: Aws, role_arn: str, **extra: Any) -> Aws:
     return Aws(caller.server, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
 
 
+def _role_trusting_admin(iam: Any, role: str, account: str) -> str:
+    trust = _doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account}:user/admin"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+    return str(iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
+
+
 def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
     response = excinfo.value.response
     return (
@@ -190,16 +201,7 @@ def test_generated_policy_is_the_least_privilege_that_still_runs_the_flow(
     dogs, other = two_endpoints
     iam = admin.client("iam")
     role = _unique("dog-breed-full")
-    role_arn = iam.create_role(
-        RoleName=role,
-        AssumeRolePolicyDocument=_doc(
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{account}:user/admin"},
-                "Action": "sts:AssumeRole",
-            }
-        ),
-    )["Role"]["Arn"]
+    role_arn = _role_trusting_admin(iam, role, account)
     iam.attach_role_policy(RoleName=role, PolicyArn=FULL_ACCESS)
     fn = _assume(admin, role_arn)
     for _ in range(3):
@@ -236,16 +238,7 @@ def test_generated_policy_is_the_least_privilege_that_still_runs_the_flow(
 def test_temporary_credentials_expire(admin: Aws, account: str) -> None:
     iam = admin.client("iam")
     role = _unique("short")
-    role_arn = iam.create_role(
-        RoleName=role,
-        AssumeRolePolicyDocument=_doc(
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{account}:user/admin"},
-                "Action": "sts:AssumeRole",
-            }
-        ),
-    )["Role"]["Arn"]
+    role_arn = _role_trusting_admin(iam, role, account)
     # boto3 checks DurationSeconds >= 900 itself; the test server allows 1 s and up.
     sts = admin.session.client(
         "sts", endpoint_url=admin.server.url, config=Config(parameter_validation=False)
