@@ -37,7 +37,14 @@ _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 
 
 class QueryProtocolError(ValueError):
-    """A request that is not well-formed Query protocol (maps to a 400 for the caller)."""
+    """A request that is not well-formed Query protocol (maps to a 400 for the caller).
+
+    ``code`` is AWS's error code for it: MissingAction or MalformedQueryString.
+    """
+
+    def __init__(self, message: str, code: str = "MalformedQueryString") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class QueryMap(dict[str, Any]):
@@ -81,7 +88,7 @@ def parse_query_string(qs: str) -> tuple[str, dict[str, Any]]:
         elif key != "Version":
             _insert(tree, key, value)
     if not action:
-        raise QueryProtocolError("missing required parameter 'Action'")
+        raise QueryProtocolError("missing required parameter 'Action'", "MissingAction")
     return action, {key: _collapse(node, key) for key, node in tree.items()}
 
 

@@ -576,3 +576,12 @@ def test_boto3_sts_client_round_trip() -> None:
     identity = sts.get_caller_identity()
     assert identity["Account"] == ACCOUNT
     assert identity["ResponseMetadata"]["RequestId"] == REQUEST_ID
+
+
+def test_errors_carry_aws_codes() -> None:
+    with pytest.raises(QueryProtocolError) as missing:
+        parse_query_body(b"Version=2010-05-08")
+    assert missing.value.code == "MissingAction"
+    with pytest.raises(QueryProtocolError) as malformed:
+        parse_query_body(b"\xff\xfe")
+    assert malformed.value.code == "MalformedQueryString"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,24 +48,6 @@ def deny(action: Any, resource: Any = "*") -> dict[str, Any]:
 
 def trust(principal: Any) -> dict[str, Any]:
     return doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated database file, copied for each test (migrating takes ~0.1 s)."""
-    path = tmp_path_factory.mktemp("template") / "k.db"
-    template = Database(f"sqlite:///{path}")
-    template.upgrade()
-    template.engine.dispose()
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path, migrated: Path) -> Database:
-    shutil.copyfile(migrated, tmp_path / "k.db")
-    database = Database(f"sqlite:///{tmp_path / 'k.db'}")
-    assert database.revision() == database.head_revision()
-    return database
 
 
 @pytest.fixture

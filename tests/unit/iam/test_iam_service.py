@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,24 +62,6 @@ def trust(principal: Any) -> dict[str, Any]:
 def allows(principal: Principal, action: str, resource: str = "*") -> bool:
     request = AuthzRequest(principal.arn, action, resource, principal.context())
     return evaluate(request, principal.policies, boundary=principal.boundary).allowed
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated database file, copied for each test (migrating takes ~0.1 s)."""
-    path = tmp_path_factory.mktemp("template") / "k.db"
-    template = Database(f"sqlite:///{path}")
-    template.upgrade()
-    template.engine.dispose()
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path, migrated: Path) -> Database:
-    shutil.copyfile(migrated, tmp_path / "k.db")
-    database = Database(f"sqlite:///{tmp_path / 'k.db'}")
-    assert database.revision() == database.head_revision()
-    return database
 
 
 @pytest.fixture

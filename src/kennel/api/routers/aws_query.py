@@ -468,7 +468,7 @@ class AuthorizeQuery(Authorize):
         try:
             name, params = parse_query_body(await request.body())
         except QueryProtocolError as error:
-            raise IamValidationError(str(error), aws_code="MissingAction") from error
+            raise IamValidationError(str(error), aws_code=error.code) from error
         operation = OPERATIONS.get(service, {}).get(name)
         if operation is None:
             raise IamValidationError(
