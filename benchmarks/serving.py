@@ -399,8 +399,12 @@ def signed_request(
     ctype: str,
     accept: str,
     credentials: tuple[str, str],
+    *,
+    service: str = "sagemaker",
+    extra_headers: dict[str, str] | None = None,
 ) -> bytes:
-    """An InvokeEndpoint request signed now (SigV4, ``sagemaker``, us-east-1), as bytes."""
+    """A request signed now (SigV4 for ``service``, us-east-1), as bytes: InvokeEndpoint
+    by default; ``benchmarks/functions.py`` signs Lambda's Invoke with it."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
@@ -414,9 +418,10 @@ def signed_request(
             "Content-Type": ctype,
             "Accept": accept,
             "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(),
+            **(extra_headers or {}),
         },
     )
-    SigV4Auth(Credentials(*credentials), "sagemaker", REGION).add_auth(request)
+    SigV4Auth(Credentials(*credentials), service, REGION).add_auth(request)
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
     lines.append(f"Content-Length: {len(body)}")

@@ -22,6 +22,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         KENNEL_ENDPOINT_HEALTH_TIMEOUT_SECONDS="120",
         KENNEL_FETCH_ALLOW_NETWORKS="127.0.0.0/8,::1/128",
         KENNEL_STS_MIN_SESSION_SECONDS="1",
+        KENNEL_FUNCTION_ASYNC_RETRY_DELAYS="0.3,0.6",
+        KENNEL_FUNCTION_METRICS_PERIOD_SECONDS="1",
     )
     yield running
     code = stop_server(running)

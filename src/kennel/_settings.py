@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     """One endpoint metric sample per variant per period (CloudWatch's: one minute)."""
     sts_min_session_seconds: int = Field(default=900, ge=1)
     """The shortest temporary credentials STS hands out (AWS: 900 s; tests lower it)."""
+    function_concurrency_limit: int = Field(default=100, ge=1)
+    """The account's concurrent executions of functions (AWS: 1000 by default)."""
+    function_unreserved_min: int = Field(default=10, ge=0)
+    """What reserved concurrency must leave to the unreserved pool (AWS: 100)."""
+    function_idle_seconds: float = Field(default=300.0, gt=0)
+    """How long a warm execution environment waits for work before it is reaped."""
+    function_async_retry_delays: str = "60,120"
+    """Seconds before the first and second retry of a failed asynchronous invocation."""
+    function_spawn_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long starting one execution environment may take."""
+    function_max_zip_bytes: int = Field(default=50 * 2**20, ge=1)
+    """The largest deployment package (zipped) CreateFunction/UpdateFunctionCode accept."""
+    function_metrics_period_seconds: float = Field(default=60.0, gt=0)
+    """One function metric sample per period (CloudWatch's: one minute)."""
 
     @field_validator("home", mode="before")
     @classmethod

@@ -14,18 +14,32 @@ from kennel.api._auth import ASGIApp, SigV4Middleware
 from kennel.api._context import ServerContext
 from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
+from kennel.api._functions_plane import FunctionsPlane
 from kennel.api.routers import (
     aws_query,
     datasets,
     endpoints,
+    functions,
     iam,
+    lambda_api,
     models,
     status,
     training,
     uploads,
 )
 
-ROUTERS = (status, datasets, training, uploads, models, endpoints, iam, aws_query)
+ROUTERS = (
+    status,
+    datasets,
+    training,
+    uploads,
+    models,
+    endpoints,
+    lambda_api,
+    functions,
+    iam,
+    aws_query,
+)
 
 
 def create_app(ctx: ServerContext) -> ASGIApp:
@@ -37,7 +51,7 @@ def create_app(ctx: ServerContext) -> ASGIApp:
     for none of them. Errors of the outer layers are written in AWS's shape by themselves.
     """
     app = create_control_plane(ctx)
-    return SigV4Middleware(DataPlane(app, ctx), ctx)
+    return SigV4Middleware(DataPlane(FunctionsPlane(app, ctx), ctx), ctx)
 
 
 def create_control_plane(ctx: ServerContext) -> FastAPI:
@@ -46,11 +60,13 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
         ctx.ray.start_in_background()
         ctx.endpoints.start()
         ctx.access_log.start()
+        await ctx.function_runtime.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
         try:
             yield
         finally:
             keeper.cancel()
+            await ctx.function_runtime.stop()
             await asyncio.to_thread(ctx.endpoints.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from kennel._errors import InternalError, KennelError, PayloadTooLargeError, ValidationError
 from kennel.api._context import ServerContext
-from kennel.api._errors import error_response
+from kennel.api._errors import LAMBDA_PREFIXES, error_response
 from kennel.iam.sigv4 import SignedRequest, verify
 
 Scope = MutableMapping[str, Any]
@@ -35,7 +35,9 @@ CHUNK = 256 * 2**10
 # Which SigV4 service names each part of the API is signed for.
 _SERVICES: list[tuple[str, frozenset[str]]] = [
     ("/endpoints/", frozenset({"sagemaker"})),
-    ("/2015-03-31/", frozenset({"lambda"})),
+    # Lambda's dated prefixes (those kennel does not serve too: they get Lambda's 404
+    # rather than a bad signature) and function URLs with AuthType AWS_IAM.
+    *((prefix, frozenset({"lambda"})) for prefix in (*LAMBDA_PREFIXES, "/fn/")),
     ("/api/v1/", frozenset({"sagemaker"})),
 ]
 # IAM and STS speak the Query protocol: a form POST to "/", told apart by the signed service.
@@ -44,6 +46,10 @@ _DEFAULT_SERVICES = frozenset({"sagemaker"})
 
 # Routes that accept large uploads (a data set archive); everything else is JSON-sized.
 _UPLOAD_ROUTES = (("PUT", "/api/v1/datasets/"), ("PUT", "/api/v1/uploads/"))
+_FUNCTIONS = "/2015-03-31/functions"
+INVOKE_MAX_BYTES = 7 * 2**20
+"""Invoke and function URL bodies: Lambda's 6 MB, plus room for Invoke to answer an
+oversized payload with Lambda's own RequestTooLargeException."""
 
 
 def services_for(path: str) -> frozenset[str]:
@@ -74,6 +80,13 @@ class SigV4Middleware:
         for upload_method, prefix in _UPLOAD_ROUTES:
             if method == upload_method and path.startswith(prefix):
                 return settings.max_request_bytes
+        if path.startswith(_FUNCTIONS):
+            if _carries_code(method, path):
+                return code_body_limit(settings.function_max_zip_bytes)
+            if method == "POST" and path.endswith("/invocations"):
+                return max(INVOKE_MAX_BYTES, settings.max_json_bytes)
+        elif path.startswith("/fn/"):
+            return max(INVOKE_MAX_BYTES, settings.max_json_bytes)
         return settings.max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,7 +98,7 @@ class SigV4Middleware:
         body: Body | None = None
         try:
             body = await self._read_body(scope, receive, self._limit(scope["method"], path))
-            identity = self._verify(scope, body)
+            identity = None if _anonymous_url_call(scope) else self._verify(scope, body)
         except Exception as exc:  # noqa: BLE001 - answered in AWS's shape, and logged
             if body is not None:
                 body.file.close()
@@ -160,6 +173,29 @@ class SigV4Middleware:
         )
         ctx.credentials.touch(identity.access_key_id, identity.service, identity.principal)
         return identity
+
+
+def _carries_code(method: str, path: str) -> bool:
+    """CreateFunction and UpdateFunctionCode: a deployment package, base64 in JSON."""
+    rest = path[len(_FUNCTIONS) :].rstrip("/")
+    if method == "POST" and rest == "":
+        return True
+    return method == "PUT" and rest.endswith("/code") and rest.count("/") == 2
+
+
+def code_body_limit(max_zip_bytes: int) -> int:
+    """A package of ``max_zip_bytes`` as base64 in a JSON body, with the rest of the request."""
+    return (max_zip_bytes + 2) // 3 * 4 + 2**20
+
+
+def _anonymous_url_call(scope: Scope) -> bool:
+    """An unsigned call of a function URL: it goes on without an identity, and the function
+    URL layer answers it by the URL's AuthType (NONE lets it through the resource policy)."""
+    if not scope["path"].startswith("/fn/"):
+        return False
+    if any(name == b"authorization" for name, _ in scope["headers"]):
+        return False
+    return b"X-Amz-Signature=" not in scope.get("query_string", b"")
 
 
 def _internal(exc: Exception) -> KennelError:

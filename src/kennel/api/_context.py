@@ -11,6 +11,8 @@ from kennel.cluster import RayCluster
 from kennel.datasets._service import DatasetService
 from kennel.endpoints._models import ModelService
 from kennel.endpoints._service import EndpointService
+from kennel.functions._dispatch import FunctionRuntime
+from kennel.functions._service import FunctionService
 from kennel.iam._authorizer import AccessLog, Authorizer
 from kennel.iam._bootstrap import ADMIN_USER, BootstrapResult, bootstrap, write_aws_config
 from kennel.iam._credentials import CredentialStore
@@ -32,6 +34,8 @@ class ServerContext:
     training: TrainingService
     models: ModelService
     endpoints: EndpointService
+    functions: FunctionService
+    function_runtime: FunctionRuntime
     iam: IamService
     authorizer: Authorizer
     access_log: AccessLog
@@ -86,6 +90,9 @@ def build_context(settings: Settings) -> ServerContext:
         region=account.region,
     )
     endpoints.recover()
+    functions = FunctionService(
+        db, artifacts, iam, settings, account_id=account.account_id, region=account.region
+    )
     return ServerContext(
         settings=settings,
         db=db,
@@ -97,6 +104,16 @@ def build_context(settings: Settings) -> ServerContext:
         training=training,
         models=models,
         endpoints=endpoints,
+        functions=functions,
+        function_runtime=FunctionRuntime(
+            functions,
+            iam,
+            ray,
+            settings,
+            db,
+            account_id=account.account_id,
+            region=account.region,
+        ),
         iam=iam,
         authorizer=Authorizer(iam, access_log),
         access_log=access_log,

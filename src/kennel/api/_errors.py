@@ -17,6 +17,21 @@ from kennel.api._query import xml_error
 log = logging.getLogger(__name__)
 
 LAMBDA_PREFIX = "/2015-03-31/"
+LAMBDA_PREFIXES = (
+    "/2015-03-31/",
+    "/2016-08-19/",
+    "/2017-03-31/",
+    "/2017-10-31/",
+    "/2018-10-31/",
+    "/2019-09-25/",
+    "/2019-09-30/",
+    "/2020-04-22/",
+    "/2020-06-30/",
+    "/2021-07-20/",
+    "/2021-10-31/",
+    "/2024-08-31/",
+)
+"""Where Lambda's API lives: its operations are spread over these dated prefixes."""
 QUERY_PATH = "/"
 """IAM and STS (the Query protocol) answer errors in XML with their own codes."""
 
@@ -36,21 +51,34 @@ def query_error_code(err: KennelError) -> str:
     return _QUERY_CODES.get(err.aws_code, err.aws_code)
 
 
+def is_lambda_path(path: str) -> bool:
+    return path.startswith(LAMBDA_PREFIXES)
+
+
 def error_body(err: KennelError, path: str) -> bytes:
-    if path.startswith(LAMBDA_PREFIX):
-        # Lambda's service errors carry Type/message; the code travels in the header.
-        body = {"Type": "User" if err.status < 500 else "Service", "message": err.message}
+    if is_lambda_path(path):
+        # Lambda's service errors carry Type/message (and fields like a throttle's Reason);
+        # the code travels in the header.
+        body = {
+            "Type": "User" if err.status < 500 else "Service",
+            "message": err.message,
+            **err.details,
+        }
     else:
         body = err.to_dict()
     return json.dumps(body).encode()
 
 
 def error_headers(err: KennelError, request_id: str) -> dict[str, str]:
-    return {
+    headers = {
         "content-type": "application/json",
         "x-amzn-ErrorType": err.aws_code,
         "x-amzn-RequestId": request_id,
     }
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers
 
 
 def error_response(err: KennelError, path: str, request_id: str | None = None) -> Response:

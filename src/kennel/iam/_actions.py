@@ -50,6 +50,9 @@ def _iam(kind: str) -> str:
 
 
 _LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs"
+_FUNCTION = "arn:aws:lambda:{region}:{account}:function:{name}"
+"""A function; ``{name}`` is ``name`` or ``name:qualifier`` (a version or an alias)."""
+_FUNCTION_LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}"
 
 _CATALOG: list[tuple[str, str, Access, str]] = [
     # kennel's own resources
@@ -79,7 +82,50 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("sagemaker", "UpdateEndpoint", "Write", _sm("endpoint")),
     ("sagemaker", "DeleteEndpoint", "Write", _sm("endpoint")),
     ("sagemaker", "InvokeEndpoint", "Read", _sm("endpoint")),
-    # CloudWatch (metrics and logs of jobs and endpoints)
+    # Lambda
+    ("lambda", "CreateFunction", "Write", _FUNCTION),
+    ("lambda", "GetFunction", "Read", _FUNCTION),
+    ("lambda", "GetFunctionConfiguration", "Read", _FUNCTION),
+    ("lambda", "ListFunctions", "List", "*"),
+    ("lambda", "UpdateFunctionConfiguration", "Write", _FUNCTION),
+    ("lambda", "UpdateFunctionCode", "Write", _FUNCTION),
+    ("lambda", "DeleteFunction", "Write", _FUNCTION),
+    ("lambda", "PublishVersion", "Write", _FUNCTION),
+    ("lambda", "ListVersionsByFunction", "List", _FUNCTION),
+    ("lambda", "CreateAlias", "Write", _FUNCTION),
+    ("lambda", "GetAlias", "Read", _FUNCTION),
+    ("lambda", "ListAliases", "List", _FUNCTION),
+    ("lambda", "UpdateAlias", "Write", _FUNCTION),
+    ("lambda", "DeleteAlias", "Write", _FUNCTION),
+    ("lambda", "PutFunctionConcurrency", "Write", _FUNCTION),
+    ("lambda", "GetFunctionConcurrency", "Read", _FUNCTION),
+    ("lambda", "DeleteFunctionConcurrency", "Write", _FUNCTION),
+    ("lambda", "PutProvisionedConcurrencyConfig", "Write", _FUNCTION),
+    ("lambda", "GetProvisionedConcurrencyConfig", "Read", _FUNCTION),
+    ("lambda", "ListProvisionedConcurrencyConfigs", "List", _FUNCTION),
+    ("lambda", "DeleteProvisionedConcurrencyConfig", "Write", _FUNCTION),
+    ("lambda", "GetAccountSettings", "List", "*"),
+    ("lambda", "CreateFunctionUrlConfig", "Write", _FUNCTION),
+    ("lambda", "GetFunctionUrlConfig", "Read", _FUNCTION),
+    ("lambda", "UpdateFunctionUrlConfig", "Write", _FUNCTION),
+    ("lambda", "DeleteFunctionUrlConfig", "Write", _FUNCTION),
+    ("lambda", "ListFunctionUrlConfigs", "List", _FUNCTION),
+    ("lambda", "AddPermission", "Permissions management", _FUNCTION),
+    ("lambda", "RemovePermission", "Permissions management", _FUNCTION),
+    ("lambda", "GetPolicy", "Read", _FUNCTION),
+    ("lambda", "PutFunctionEventInvokeConfig", "Write", _FUNCTION),
+    ("lambda", "GetFunctionEventInvokeConfig", "Read", _FUNCTION),
+    ("lambda", "UpdateFunctionEventInvokeConfig", "Write", _FUNCTION),
+    ("lambda", "DeleteFunctionEventInvokeConfig", "Write", _FUNCTION),
+    ("lambda", "ListFunctionEventInvokeConfigs", "List", _FUNCTION),
+    ("lambda", "ListTags", "Read", _FUNCTION),
+    ("lambda", "TagResource", "Write", _FUNCTION),
+    ("lambda", "UntagResource", "Write", _FUNCTION),
+    ("lambda", "InvokeFunction", "Write", _FUNCTION),
+    ("lambda", "InvokeFunctionUrl", "Write", _FUNCTION),
+    ("kennel", "ListFunctionEvents", "List", _FUNCTION),
+    # CloudWatch (metrics and logs of jobs, endpoints and functions)
+    ("logs", "FilterLogEvents", "Read", _FUNCTION_LOG_GROUP),
     ("cloudwatch", "GetMetricData", "Read", "*"),
     ("logs", "GetLogEvents", "Read", _LOG_GROUP),
     # IAM

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -310,3 +320,168 @@ class AccessLogEntry(Base):
     statement: Mapped[dict[str, Any]] = mapped_column(default=dict)
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- functions (Lambda) ------------------------------------------------------------------
+# A function's $LATEST is its lambda_functions row; published versions are immutable
+# snapshots. Every other table is keyed by (function, qualifier) and removed with it.
+
+
+class LambdaFunction(Base):
+    """A function: its $LATEST configuration and code, and its function-wide settings."""
+
+    __tablename__ = "lambda_functions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    role: Mapped[str] = mapped_column(String(256))
+    handler: Mapped[str] = mapped_column(String(128))
+    runtime: Mapped[str] = mapped_column(String(32))
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    timeout_s: Mapped[int] = mapped_column(Integer)
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_uri: Mapped[str] = mapped_column(Text)
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    """Hex digest (the API shows it base64-encoded, as AWS does)."""
+    code_size: Mapped[int] = mapped_column(BigInteger)
+    architecture: Mapped[str] = mapped_column(String(16), default="x86_64")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="Active")
+    state_reason: Mapped[str] = mapped_column(Text, default="")
+    last_update_status: Mapped[str] = mapped_column(String(16), default="Successful")
+    revision_id: Mapped[str] = mapped_column(String(36))
+    """AWS's RevisionId: changes with every change to the function (permissions too)."""
+    config_revision: Mapped[str] = mapped_column(String(36))
+    """Changes only when the code or the configuration does (what environments run)."""
+    reserved_concurrency: Mapped[int | None] = mapped_column(Integer)
+    next_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaVersion(Base):
+    """A published version: an immutable snapshot of $LATEST's configuration and code."""
+
+    __tablename__ = "lambda_versions"
+
+    function: Mapped[str] = mapped_column(
+        ForeignKey("lambda_functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    role: Mapped[str] = mapped_column(String(256))
+    handler: Mapped[str] = mapped_column(String(128))
+    runtime: Mapped[str] = mapped_column(String(32))
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    timeout_s: Mapped[int] = mapped_column(Integer)
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_uri: Mapped[str] = mapped_column(Text)
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    code_size: Mapped[int] = mapped_column(BigInteger)
+    architecture: Mapped[str] = mapped_column(String(16), default="x86_64")
+    revision_id: Mapped[str] = mapped_column(String(36))
+    config_revision: Mapped[str] = mapped_column(String(36))
+    """$LATEST's config_revision when this version was published."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaAlias(Base):
+    __tablename__ = "lambda_aliases"
+
+    function: Mapped[str] = mapped_column(
+        ForeignKey("lambda_functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    function_version: Mapped[str] = mapped_column(String(16))
+    """"$LATEST" or a version number."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    routing_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    revision_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaProvisioned(Base):
+    """A provisioned-concurrency config of a version or alias, and how far it got."""
+
+    __tablename__ = "lambda_provisioned"
+
+    function: Mapped[str] = mapped_column(
+        ForeignKey("lambda_functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    qualifier: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requested: Mapped[int] = mapped_column(Integer)
+    allocated: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="IN_PROGRESS")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaUrl(Base):
+    """A function URL (``/fn/<name>/``, or ``/fn/<name>:<alias>/`` for an alias)."""
+
+    __tablename__ = "lambda_urls"
+
+    function: Mapped[str] = mapped_column(
+        ForeignKey("lambda_functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    qualifier: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """"" for the function itself, else an alias name."""
+    url_id: Mapped[str] = mapped_column(String(40))
+    auth_type: Mapped[str] = mapped_column(String(16))
+    cors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    invoke_mode: Mapped[str] = mapped_column(String(16), default="BUFFERED")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaEventConfig(Base):
+    """How asynchronous invocations of a function (or of one qualifier) are retried."""
+
+    __tablename__ = "lambda_event_configs"
+
+    function: Mapped[str] = mapped_column(
+        ForeignKey("lambda_functions.name", ondelete="CASCADE"), primary_key=True
+    )
+    qualifier: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """"$LATEST" for the unqualified function."""
+    max_retry_attempts: Mapped[int | None] = mapped_column(Integer)
+    max_event_age_s: Mapped[int | None] = mapped_column(Integer)
+    destination_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_modified: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LambdaEvent(Base):
+    """An asynchronous invocation: written before the 202 goes out, so none is lost."""
+
+    __tablename__ = "lambda_events"
+    __table_args__ = (Index("ix_lambda_events_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The request id of the Invoke that queued it."""
+    function: Mapped[str] = mapped_column(String(64), index=True)
+    qualifier: Mapped[str] = mapped_column(String(128), default="")
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    client_context: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    """queued | running | succeeded | failed | expired"""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    executed_version: Mapped[str | None] = mapped_column(String(16))
+
+
+class LambdaLog(Base):
+    """One invocation's log: its START .. REPORT text."""
+
+    __tablename__ = "lambda_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    function: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(16))
+    stream: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    message: Mapped[str] = mapped_column(Text)

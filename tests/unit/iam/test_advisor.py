@@ -300,6 +300,10 @@ def test_representative_resources() -> None:
         "sagemaker:ListEndpoints", [endpoint("a")], region=REGION, account=ACCOUNT
     ) == ("*",)
     function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f"
+    # An action outside the catalog: "*" and the patterns of its service.
+    assert representative_resources(
+        "lambda:CreateEventSourceMapping", [function, endpoint("a")], region=REGION, account=ACCOUNT
+    ) == ("*", function)
     assert representative_resources(
         "lambda:CreateFunction", [function, endpoint("a")], region=REGION, account=ACCOUNT
-    ) == ("*", function)
+    ) == (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:*", function)

@@ -1,0 +1,1 @@
+"""Lambda-style functions: the control plane (``_service``), the runtime and the dispatcher."""
