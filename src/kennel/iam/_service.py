@@ -160,6 +160,9 @@ class IamService:
         self.clock = clock
         self.generation = 0
         self._lock = threading.Lock()
+        self._resource_policies: dict[str, tuple[int, Policy | None]] = {}
+        """Parsed resource policies by ARN, for one generation: Invoke consults them on
+        the event loop, where a database read per call would cost more than the rest."""
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -950,15 +953,24 @@ class IamService:
     def resource_policy(self, resource_arn: str) -> Policy | None:
         """The resource policy on ``resource_arn`` (a function; a qualified ARN falls back
         to its function's policy)."""
+        generation = self.generation
+        hit = self._resource_policies.get(resource_arn)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
         candidates = [resource_arn]
         if resource_arn.startswith("arn:aws:lambda:") and resource_arn.count(":") == 7:
             candidates.append(resource_arn.rsplit(":", 1)[0])
+        found: Policy | None = None
         with self.db.session() as session:
             for arn in candidates:
                 row = session.get(ResourcePolicy, arn)
                 if row is not None:
-                    return parse_policy(row.document, kind="resource", name="resource policy")
-        return None
+                    found = parse_policy(row.document, kind="resource", name="resource policy")
+                    break
+        if len(self._resource_policies) > 10_000:
+            self._resource_policies.clear()
+        self._resource_policies[resource_arn] = (generation, found)
+        return found
 
     # --- resolving a caller ----------------------------------------------------------
 
