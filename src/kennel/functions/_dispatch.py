@@ -57,7 +57,7 @@ from kennel.store._models import LambdaEvent, LambdaLog, MetricSample
 if TYPE_CHECKING:
     from kennel._settings import Settings
     from kennel.cluster import RayCluster
-    from kennel.functions._service import FunctionService, ResolvedFunction
+    from kennel.functions._service import FunctionService, ProvisionedConfig, ResolvedFunction
     from kennel.iam._service import IamService
     from kennel.store import Database
 
@@ -70,6 +70,8 @@ REAP_EVERY_SECONDS = 0.25
 ASYNC_CONCURRENCY = 32
 THROTTLE_RETRY_SECONDS = (0.2, 2.0)
 LOG_FLUSH_SECONDS = 0.25
+CONFIG_RELOAD_SECONDS = 5.0
+"""Provisioned-concurrency configs are re-read on every change, and at least this often."""
 TAIL_BYTES = 4096
 
 
@@ -181,6 +183,8 @@ class FunctionRuntime:
         self._log_stop = threading.Event()
         self._log_thread: threading.Thread | None = None
         self._seen_generation = -1
+        self._configs: list[ProvisionedConfig] = []
+        self._configs_loaded = 0.0
         self._retry_delays = _delays(settings.function_async_retry_delays)
         self.stats = {"cold_starts": 0, "warm_starts": 0, "throttles": 0}
 
@@ -684,8 +688,11 @@ class FunctionRuntime:
         while True:
             await asyncio.sleep(REAP_EVERY_SECONDS)
             try:
-                await self._reap()
-                await self._provision()
+                generation = self.functions.generation
+                changed = generation != self._seen_generation
+                await self._reap(changed)
+                await self._provision(changed)
+                self._seen_generation = generation
                 if (
                     time.time() - self._period_started
                     >= self.settings.function_metrics_period_seconds
@@ -694,11 +701,9 @@ class FunctionRuntime:
             except Exception:
                 log.exception("function housekeeping failed")
 
-    async def _reap(self) -> None:
+    async def _reap(self, changed: bool) -> None:
         now = time.monotonic()
         idle_limit = self.settings.function_idle_seconds
-        generation = self.functions.generation
-        changed = generation != self._seen_generation
         stale: set[tuple[str, str, str]] = set()
         if changed:
             for key in list(self._idle):
@@ -724,11 +729,12 @@ class FunctionRuntime:
             return False
         return fn.revision_id == revision
 
-    async def _provision(self) -> None:
+    async def _provision(self, changed: bool) -> None:
         """Keep each provisioned-concurrency config's environments started and initialised."""
-        generation = self.functions.generation
-        configs = await asyncio.to_thread(self.functions.provisioned_configs)
-        self._seen_generation = generation
+        if changed or time.monotonic() - self._configs_loaded > CONFIG_RELOAD_SECONDS:
+            self._configs = await asyncio.to_thread(self.functions.provisioned_configs)
+            self._configs_loaded = time.monotonic()
+        configs = self._configs
         wanted: set[tuple[str, str]] = set()
         for config in configs:
             slot = (config.function, config.qualifier)
