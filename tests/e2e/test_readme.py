@@ -48,6 +48,8 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert "Completed (Completed)" in result.stdout
         assert "InService" in result.stdout  # deployed
         assert re.search(r"\d+\.\d ms, variant AllTraffic", result.stdout)  # and invoked
+        # ... and called through the dog-breed function with an image URL.
+        assert re.search(r"statusCode 200, 10 scores; top class: 0\d\d\.\w+", result.stdout)
         # A second run finds the server and the data set and still succeeds.
         again = make_demo(env)
         assert again.returncode == 0, again.stdout + again.stderr

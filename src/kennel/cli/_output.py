@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from kennel._errors import KennelError
 
@@ -21,12 +22,13 @@ def print_json(data: Any) -> None:
 def print_error(err: KennelError) -> None:
     # soft_wrap: the error stays one line however narrow the terminal (scripts grep it).
     err_console.print(
-        f"[bold red]Error[/] [red]({err.aws_code}): {err.message}[/]",
+        # escape: a message quotes user text ("aliases reference it: [live]", "kennel[s3]").
+        f"[bold red]Error[/] [red]({escape(err.aws_code)}): {escape(err.message)}[/]",
         highlight=False,
         soft_wrap=True,
     )
     if err.hint:
-        err_console.print(f"  [dim]hint:[/] {err.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"  [dim]hint:[/] {escape(err.hint)}", highlight=False, soft_wrap=True)
 
 
 def human_bytes(n: float) -> str:
