@@ -925,7 +925,8 @@ def _init_failure(env: Env, fn: ResolvedFunction, request_id: str) -> InvokeResu
     import json
 
     error = dict(env.client.init_error or {})
-    error.setdefault("requestId", request_id)
+    if not error.get("requestId"):
+        error["requestId"] = request_id
     init_ms = env.client.init_duration_ms or 0.0
     text = (
         f"{getattr(env.client, 'init_log', '') or ''}"

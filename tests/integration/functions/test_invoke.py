@@ -151,6 +151,7 @@ def test_import_errors_are_aws_runtime_errors(lambda_client: Any, create_functio
     error = payload_of(invoke(lambda_client, missing))
     assert error["errorType"] == "Runtime.ImportModuleError"
     assert "Unable to import module 'app'" in error["errorMessage"]
+    assert error["requestId"]
     wrong = create_function("def other(event, context):\n    return 1\n")
     error = payload_of(invoke(lambda_client, wrong))
     assert error["errorType"] == "Runtime.HandlerNotFound"
