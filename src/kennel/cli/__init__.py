@@ -7,7 +7,7 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, endpoints, functions, iam, server, serving, training
+from kennel.cli import datasets, endpoints, functions, iam, load, server, serving, training
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(endpoints.configs_app, name="endpoint-configs")
 app.add_typer(endpoints.endpoints_app, name="endpoints")
 app.command("deploy")(endpoints.deploy)
 app.command("invoke")(endpoints.invoke)
+app.command("load")(load.load)
 app.add_typer(iam.app, name="iam")
 app.add_typer(functions.app, name="functions")
 
