@@ -63,7 +63,13 @@ class Settings(BaseSettings):
     endpoint_health_check_seconds: float = Field(default=1.0, gt=0)
     """How often instances are checked (a crashed one is replaced)."""
     endpoint_metrics_period_seconds: float = Field(default=60.0, gt=0)
-    """One endpoint metric sample per variant per period (CloudWatch's: one minute)."""
+    """One endpoint metric sample per variant per period (CloudWatch's: one minute).
+
+    Autoscaling alarms count in these periods (3 above the target to scale out)."""
+    endpoint_hold_seconds: float = Field(default=120.0, gt=0)
+    """How long a request to a variant scaled to zero waits for its first instance."""
+    endpoint_hold_max_requests: int = Field(default=256, ge=0)
+    """How many requests a variant at zero instances holds; more get 429 + Retry-After."""
     sts_min_session_seconds: int = Field(default=900, ge=1)
     """The shortest temporary credentials STS hands out (AWS: 900 s; tests lower it)."""
     function_concurrency_limit: int = Field(default=100, ge=1)

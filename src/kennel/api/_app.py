@@ -59,6 +59,7 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.ray.start_in_background()
         ctx.endpoints.start()
+        ctx.autoscaler.start()
         ctx.access_log.start()
         await ctx.function_runtime.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
@@ -67,6 +68,7 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
         finally:
             keeper.cancel()
             await ctx.function_runtime.stop()
+            await asyncio.to_thread(ctx.autoscaler.stop)
             await asyncio.to_thread(ctx.endpoints.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)

@@ -19,6 +19,7 @@ from typing import IO, Any
 from kennel._errors import InternalError, KennelError, PayloadTooLargeError, ValidationError
 from kennel.api._context import ServerContext
 from kennel.api._errors import LAMBDA_PREFIXES, error_response
+from kennel.api._json_protocol import has_target
 from kennel.iam.sigv4 import SignedRequest, verify
 
 Scope = MutableMapping[str, Any]
@@ -40,8 +41,9 @@ _SERVICES: list[tuple[str, frozenset[str]]] = [
     *((prefix, frozenset({"lambda"})) for prefix in (*LAMBDA_PREFIXES, "/fn/")),
     ("/api/v1/", frozenset({"sagemaker"})),
 ]
-# IAM and STS speak the Query protocol: a form POST to "/", told apart by the signed service.
-_QUERY_SERVICES = frozenset({"iam", "sts"})
+# IAM and STS speak the Query protocol (a form POST to "/"), Application Auto Scaling AWS
+# JSON 1.1 (a JSON POST to "/"); the signed service tells them apart.
+_ROOT_SERVICES = frozenset({"iam", "sts", "application-autoscaling"})
 _DEFAULT_SERVICES = frozenset({"sagemaker"})
 
 # Routes that accept large uploads (a data set archive); everything else is JSON-sized.
@@ -54,7 +56,7 @@ oversized payload with Lambda's own RequestTooLargeException."""
 
 def services_for(path: str) -> frozenset[str]:
     if path == "/":
-        return _QUERY_SERVICES
+        return _ROOT_SERVICES
     for prefix, services in _SERVICES:
         if path.startswith(prefix):
             return services
@@ -103,7 +105,10 @@ class SigV4Middleware:
             if body is not None:
                 body.file.close()
             err = exc if isinstance(exc, KennelError) else _internal(exc)
-            await error_response(err, path, request_id)(scope, receive, send)
+            response = error_response(
+                err, path, request_id, json_protocol=has_target(scope["headers"])
+            )
+            await response(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         state.update(identity=identity, request_id=request_id, body=body)

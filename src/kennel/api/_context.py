@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
 from kennel.datasets._service import DatasetService
+from kennel.endpoints._autoscaler import Autoscaler
 from kennel.endpoints._models import ModelService
+from kennel.endpoints._scaling import ScalingService
 from kennel.endpoints._service import EndpointService
 from kennel.functions._dispatch import FunctionRuntime
 from kennel.functions._service import FunctionService
@@ -34,6 +36,8 @@ class ServerContext:
     training: TrainingService
     models: ModelService
     endpoints: EndpointService
+    scaling: ScalingService
+    autoscaler: Autoscaler
     functions: FunctionService
     function_runtime: FunctionRuntime
     iam: IamService
@@ -90,6 +94,9 @@ def build_context(settings: Settings) -> ServerContext:
         region=account.region,
     )
     endpoints.recover()
+    scaling = ScalingService(
+        db, endpoints, settings, account_id=account.account_id, region=account.region
+    )
     functions = FunctionService(
         db, artifacts, iam, settings, account_id=account.account_id, region=account.region
     )
@@ -104,6 +111,8 @@ def build_context(settings: Settings) -> ServerContext:
         training=training,
         models=models,
         endpoints=endpoints,
+        scaling=scaling,
+        autoscaler=Autoscaler(endpoints, scaling, settings),
         functions=functions,
         function_runtime=FunctionRuntime(
             functions,

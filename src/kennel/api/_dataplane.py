@@ -36,6 +36,9 @@ PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
 MAX_CUSTOM_ATTRIBUTES = 1024
 MAX_INFERENCE_ID = 64
+HOLD_POLL_SECONDS = 0.02
+"""How often a held request looks for its variant's first instance."""
+RETRY_AFTER_SECONDS = 5
 
 _CONTENT_TYPE = b"content-type"
 _ACCEPT = b"accept"
@@ -48,11 +51,14 @@ _DEFAULT_CONTENT_TYPE = b"application/octet-stream"
 class InvokeError(Exception):
     """An InvokeEndpoint error in AWS's shape."""
 
-    def __init__(self, status: int, code: str, message: str, **fields: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None, **fields: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
         self.fields = fields
 
 
@@ -189,6 +195,8 @@ class DataPlane:
         tried: Backend | None = None
         while True:
             backend = variant.pick(exclude=tried)
+            if backend is None and not variant.backends and variant.wake is not None:
+                backend = await self._hold(route, variant)
             if backend is None:
                 if not variant.backends or route.status == "SystemUpdating":
                     raise InvokeError(
@@ -263,6 +271,39 @@ class DataPlane:
             LogStreamArn=log_arn,
         )
 
+    async def _hold(self, route: EndpointRoute, variant: VariantRoute) -> Backend | None:
+        """A variant scaled to zero: wait (bounded) while its first instance starts.
+
+        The request is held, not dropped: it waits up to ``endpoint_hold_seconds`` for an
+        instance to pass ``/ping``. Beyond ``endpoint_hold_max_requests`` waiting, or
+        when nothing is starting, the caller gets 429 with Retry-After at once.
+        """
+        settings = self.ctx.settings
+        if variant.held >= settings.endpoint_hold_max_requests:
+            raise _retry_later(
+                route,
+                variant,
+                f"{variant.held} requests are already waiting for its first instance",
+            )
+        wake = variant.wake
+        if wake is None or not wake():
+            return None
+        variant.held += 1
+        try:
+            deadline = time.monotonic() + settings.endpoint_hold_seconds
+            while time.monotonic() < deadline:
+                await asyncio.sleep(HOLD_POLL_SECONDS)
+                backend = variant.pick()
+                if backend is not None:
+                    return backend
+        finally:
+            variant.held -= 1
+        raise _retry_later(
+            route,
+            variant,
+            f"its first instance did not start within {settings.endpoint_hold_seconds:g} s",
+        )
+
     def _record(
         self,
         variant: VariantRoute,
@@ -286,6 +327,16 @@ class DataPlane:
         )
 
 
+def _retry_later(route: EndpointRoute, variant: VariantRoute, why: str) -> InvokeError:
+    return InvokeError(
+        429,
+        "ModelNotReadyException",
+        f"Variant {variant.name} of endpoint {route.name} is scaled to zero and {why}; "
+        f"retry after {RETRY_AFTER_SECONDS} s.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     wanted = (_CONTENT_TYPE, _ACCEPT, _CUSTOM, _TARGET, _INFERENCE_ID)
     return {name: value for name, value in scope["headers"] if name in wanted}
@@ -304,4 +355,6 @@ async def _send_error(send: Send, error: InvokeError) -> None:
         (b"content-type", b"application/json"),
         (b"x-amzn-errortype", error.code.encode()),
     ]
+    if error.retry_after is not None:
+        headers.append((b"retry-after", str(error.retry_after).encode()))
     await _send(send, error.status, headers, body)

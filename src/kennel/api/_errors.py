@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from kennel._errors import InternalError, KennelError, NotFoundError, ValidationError
+from kennel.api._json_protocol import CONTENT_TYPE as JSON_PROTOCOL_TYPE
+from kennel.api._json_protocol import has_target
 from kennel.api._query import xml_error
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ LAMBDA_PREFIXES = (
 )
 """Where Lambda's API lives: its operations are spread over these dated prefixes."""
 QUERY_PATH = "/"
-"""IAM and STS (the Query protocol) answer errors in XML with their own codes."""
+"""IAM and STS (the Query protocol) answer errors in XML with their own codes; Application
+Auto Scaling (JSON 1.1, told apart by its X-Amz-Target header) in JSON."""
 
 _QUERY_CODES = {
     "AccessDeniedException": "AccessDenied",
@@ -81,10 +84,24 @@ def error_headers(err: KennelError, request_id: str) -> dict[str, str]:
     return headers
 
 
-def error_response(err: KennelError, path: str, request_id: str | None = None) -> Response:
+def error_response(
+    err: KennelError, path: str, request_id: str | None = None, *, json_protocol: bool = False
+) -> Response:
+    """``err`` in the shape the route's protocol has; ``json_protocol``: the request carried
+    X-Amz-Target (which, on ``/``, means JSON 1.1 rather than the Query protocol)."""
     if path == QUERY_PATH:
         request_id = request_id or str(uuid.uuid4())
+        # Neither protocol's error has a hint field: it travels in the message, which is
+        # where kennel's CLI looks for it.
         message = f"{err.message} ({err.hint})" if err.hint else err.message
+        if json_protocol:
+            return Response(
+                content=json.dumps(
+                    {"__type": err.aws_code, "message": message, **err.details}
+                ).encode(),
+                status_code=err.status,
+                headers={**error_headers(err, request_id), "content-type": JSON_PROTOCOL_TYPE},
+            )
         return Response(
             content=xml_error(query_error_code(err), message, request_id, sender=err.status < 500),
             status_code=err.status,
@@ -101,10 +118,19 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or uuid.uuid4())
 
 
+def _respond(err: KennelError, request: Request) -> Response:
+    return error_response(
+        err,
+        request.url.path,
+        _request_id(request),
+        json_protocol=has_target(request.scope["headers"]),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_kennel_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KennelError)
-        return error_response(exc, request.url.path, _request_id(request))
+        return _respond(exc, request)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -116,7 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
             f"Invalid request: {problems}",
             hint="Fix the fields named.",
         )
-        return error_response(err, request.url.path, _request_id(request))
+        return _respond(err, request)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -129,7 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         else:
             err = KennelError(str(exc.detail), status=exc.status_code, aws_code="HttpError")
-        return error_response(err, request.url.path, _request_id(request))
+        return _respond(err, request)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -137,7 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
             f"Internal error ({type(exc).__name__}): {exc}",
             hint="See the server log (kennel home, logs/server.log).",
         )
-        return error_response(err, request.url.path, _request_id(request))
+        return _respond(err, request)
 
     app.add_exception_handler(KennelError, on_kennel_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -7,7 +7,17 @@ import sys
 import typer
 
 from kennel._errors import KennelError
-from kennel.cli import datasets, endpoints, functions, iam, load, server, serving, training
+from kennel.cli import (
+    datasets,
+    endpoints,
+    functions,
+    iam,
+    load,
+    scaling,
+    server,
+    serving,
+    training,
+)
 from kennel.cli._output import print_error
 
 app = typer.Typer(
@@ -26,6 +36,8 @@ app.command("instance-types")(training.instance_types)
 app.command("serve-model")(serving.serve_model)
 app.add_typer(endpoints.models_app, name="models")
 app.add_typer(endpoints.configs_app, name="endpoint-configs")
+endpoints.endpoints_app.add_typer(scaling.app, name="scaling")
+endpoints.endpoints_app.command("activities")(scaling.activities)
 app.add_typer(endpoints.endpoints_app, name="endpoints")
 app.command("deploy")(endpoints.deploy)
 app.command("invoke")(endpoints.invoke)

@@ -90,6 +90,26 @@ class EndpointInstance:
         """None while the model server runs, else its exit code."""
         return None if self.process is None else self.process.poll()
 
+    def usage(self) -> tuple[float, int]:
+        """The model server's CPU seconds so far and resident bytes (with its children)."""
+        import psutil
+
+        if self.process is None or self.process.poll() is not None:
+            return 0.0, 0
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+            cpu = 0.0
+            rss = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):  # a child may exit meanwhile
+                    times = process.cpu_times()
+                    cpu += times.user + times.system
+                    rss += process.memory_info().rss
+        except psutil.Error:
+            return 0.0, 0
+        return cpu, rss
+
     def log_tail(self, limit: int = MAX_LOG_TAIL) -> str:
         if not self.log_path.exists():
             return ""

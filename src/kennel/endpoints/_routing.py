@@ -121,6 +121,11 @@ class VariantRoute:
     """Everything this variant served (flushed to the metric series)."""
     watch: VariantStats = field(default_factory=VariantStats)
     """The same counts, read separately by a rollout's alarms."""
+    wake: Callable[[], bool] | None = field(default=None, repr=False)
+    """Asks for a first instance when a request finds none (scale from zero); True when
+    one is being started, so the request may wait for it. Called on the event loop."""
+    held: int = 0
+    """Requests waiting for a first instance (event loop only)."""
 
     def healthy(self) -> list[Backend]:
         return [b for b in self.backends if b.healthy]

@@ -32,6 +32,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -81,6 +82,8 @@ METRIC_NAMES = (
     "Invocation5XXErrors",
     "ModelErrors",
     "InstanceCount",
+    "CPUUtilization",
+    "MemoryUtilization",
 )
 _LOG_TAIL = 1500
 
@@ -108,6 +111,10 @@ class LiveVariant:
     instances: list[LiveInstance] = field(default_factory=list)
     replacing: int = 0
     next_replacement_at: float = 0.0
+    scaling: bool = False
+    """A scale-out or scale-in is being carried out (one at a time per variant)."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """Each instance's CPU time at the last metric period (for CPUUtilization)."""
 
 
 @dataclass(eq=False)
@@ -163,7 +170,11 @@ class EndpointService:
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._http = httpx.Client(timeout=2.0, trust_env=False)
-        self._period_started = time.time()
+        self._metrics_thread: threading.Thread | None = None
+        self.period_listeners: list[Callable[[dict[str, dict[str, float]]], None]] = []
+        """Called after each metric period with ``{resource: {metric: value}}``."""
+        self.on_empty: Callable[[str, str], bool] | None = None
+        """Asked to start a first instance when a request reaches a variant at zero."""
 
     # Endpoint configs ---------------------------------------------------------
 
@@ -382,8 +393,13 @@ class EndpointService:
 
     def _create_worker(self, live: LiveEndpoint, recovering: bool) -> None:
         row = self.describe(live.name)
+        counts: dict[str, Any] = {}
+        if recovering:
+            with self.db.session() as session:
+                stored = session.get(Endpoint, live.name)
+                counts = dict(stored.desired_counts) if stored is not None else {}
         try:
-            deployment = self._launch(live.name, row["config_name"])
+            deployment = self._launch(live.name, row["config_name"], counts)
         except DeploymentError as error:
             live.status = FAILED
             self._publish(live)
@@ -511,9 +527,16 @@ class EndpointService:
 
     # Fleets ----------------------------------------------------------------------
 
-    def _launch(self, endpoint: str, config_name: str) -> LiveDeployment:
-        """Start every instance of a config's variants and wait until all are healthy."""
+    def _launch(
+        self, endpoint: str, config_name: str, counts: dict[str, Any] | None = None
+    ) -> LiveDeployment:
+        """Start every instance of a config's variants and wait until all are healthy.
+
+        ``counts`` (variant -> instances) overrides the config's initial counts: after a
+        restart an endpoint comes back at the size autoscaling had given it.
+        """
         config = self.describe_config(config_name)
+        counts = counts or {}
         variants: list[LiveVariant] = []
         for spec in config["variants"]:
             try:
@@ -525,8 +548,12 @@ class EndpointService:
                     name=spec["variant_name"],
                     model=model,
                     itype=instance_type(spec["instance_type"]),
-                    desired=int(spec["initial_instance_count"]),
-                    route=VariantRoute(spec["variant_name"], float(spec["initial_weight"])),
+                    desired=int(counts.get(spec["variant_name"], spec["initial_instance_count"])),
+                    route=VariantRoute(
+                        spec["variant_name"],
+                        float(spec["initial_weight"]),
+                        wake=partial(self._wake, endpoint, spec["variant_name"]),
+                    ),
                 )
             )
         deployment = LiveDeployment(
@@ -675,15 +702,141 @@ class EndpointService:
         with contextlib.suppress(Exception):
             self.routes.close_backends([i.backend for i in instances])
 
+    # Scaling -----------------------------------------------------------------------
+
+    def variant_capacity(self, endpoint: str, variant: str) -> tuple[int, int] | None:
+        """``(desired, in service)`` instances of a variant that can scale now; None when
+        it cannot (unknown, not InService, or an update is moving traffic)."""
+        found = self._scalable(endpoint, variant)
+        if found is None:
+            return None
+        _, live_variant = found
+        return live_variant.desired, len(live_variant.route.healthy())
+
+    def _scalable(self, endpoint: str, variant: str) -> tuple[LiveDeployment, LiveVariant] | None:
+        live = self._live.get(endpoint)
+        if live is None or live.status != IN_SERVICE or live.current is None:
+            return None
+        if live.candidate is not None:
+            return None
+        for candidate in live.current.variants:
+            if candidate.name == variant:
+                return live.current, candidate
+        return None
+
+    def scale_variant(self, endpoint: str, variant_name: str, desired: int) -> None:
+        """Set a variant's instance count and carry it out; returns once it holds.
+
+        Scale-out starts the new instances beside the serving ones and adds each to the
+        route only once it is warm (model loaded, ``/ping`` 200). Scale-in takes instances
+        out of the route first, lets the requests they are running finish, then stops
+        them. No request fails because of either. Raises :class:`ConflictError` when the
+        variant cannot scale now and :class:`DeploymentError` when new instances do not
+        start (those that did stay in service; the desired count says how many run).
+        """
+        if desired < 0:
+            raise ValidationError(f"An instance count cannot be negative (got {desired}).")
+        with self._lock:
+            found = self._scalable(endpoint, variant_name)
+            if found is None:
+                raise ConflictError(
+                    f"Endpoint {endpoint} (variant {variant_name}) cannot scale now: it is not "
+                    "InService or an update is under way.",
+                    hint="Scaling resumes once the endpoint is InService.",
+                )
+            deployment, variant = found
+            if variant.scaling:
+                raise ConflictError(
+                    f"Variant {variant_name} of endpoint {endpoint} is already being scaled.",
+                    hint="Wait for the scaling activity to end (kennel endpoints activities).",
+                )
+            variant.scaling = True
+        try:
+            running = len(variant.instances)
+            if desired > running:
+                self._scale_out(endpoint, deployment, variant, desired - running)
+            elif desired < running:
+                self._scale_in(variant, running - desired)
+            else:
+                variant.desired = desired
+        finally:
+            variant.scaling = False
+            live = self._live.get(endpoint)
+            if live is not None and live.current is deployment:
+                self._save(
+                    endpoint, desired_counts={v.name: v.desired for v in deployment.variants}
+                )
+
+    def _scale_out(
+        self, endpoint: str, deployment: LiveDeployment, variant: LiveVariant, count: int
+    ) -> None:
+        # Counted as "replacing" before desired rises, so the supervisor, which starts
+        # instances missing from the desired count, does not start these a second time.
+        variant.replacing += count
+        variant.desired = len(variant.instances) + count
+        errors: list[str] = []
+
+        def start_one() -> None:
+            try:
+                instance = self._start_instance(endpoint, variant)
+            except DeploymentError as error:
+                errors.append(str(error))
+                return
+            finally:
+                variant.replacing -= 1
+            if deployment.retired or self._stop.is_set():
+                self._stop_instances([instance])
+                return
+            variant.instances.append(instance)
+            variant.route.backends = tuple(i.backend for i in variant.instances)
+
+        threads = [threading.Thread(target=start_one, daemon=True) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            variant.desired = len(variant.instances)
+            raise DeploymentError(
+                f"{len(errors)} of {count} new instance(s) did not start: {errors[0]}"
+            )
+
+    def _scale_in(self, variant: LiveVariant, count: int) -> None:
+        def take_out() -> list[LiveInstance]:
+            # On the event loop: no request can pick an instance between this choice and
+            # the new route, so every request that got one is counted in its outstanding.
+            ranked = sorted(variant.instances, key=lambda i: i.backend.outstanding)
+            leaving = ranked[:count]
+            variant.instances = [i for i in variant.instances if i not in leaving]
+            variant.route.backends = tuple(i.backend for i in variant.instances)
+            return leaving
+
+        variant.desired = len(variant.instances) - count
+        leaving = self.routes.call_in_loop(take_out)
+        deadline = time.monotonic() + self.settings.endpoint_model_timeout_seconds + 5.0
+        while time.monotonic() < deadline and any(i.backend.outstanding for i in leaving):
+            time.sleep(0.02)
+        for instance in leaving:
+            variant.cpu_seconds.pop(instance.instance_id, None)
+        self._stop_instances(leaving)
+
+    def _wake(self, endpoint: str, variant: str) -> bool:
+        on_empty = self.on_empty
+        return on_empty is not None and on_empty(endpoint, variant)
+
     # Supervision -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the supervisor (health checks, replacements, metric periods)."""
+        """Start the supervisor (health checks, replacements) and the metric periods."""
         if self._supervisor is None:
             self._supervisor = threading.Thread(
                 target=self._supervise, name="endpoint-supervisor", daemon=True
             )
             self._supervisor.start()
+            self._metrics_thread = threading.Thread(
+                target=self._metric_periods, name="endpoint-metrics", daemon=True
+            )
+            self._metrics_thread.start()
 
     def _supervise(self) -> None:
         interval = self.settings.endpoint_health_check_seconds
@@ -692,11 +845,27 @@ class EndpointService:
                 self._check_health()
             except Exception:
                 log.exception("endpoint health check failed")
-            if time.time() - self._period_started >= self.settings.endpoint_metrics_period_seconds:
+
+    def _metric_periods(self) -> None:
+        """Close a metric period on a fixed beat (not drifting with the work done in it):
+        autoscaling alarms count periods, so a late period is a late scale-out."""
+        period = self.settings.endpoint_metrics_period_seconds
+        beat = time.monotonic()
+        while True:
+            beat += period
+            if self._stop.wait(max(0.0, beat - time.monotonic())):
+                return
+            beat = max(beat, time.monotonic() - period)  # skip periods lost to a stall
+            try:
+                values = self.flush_metrics()
+            except Exception:
+                log.exception("writing endpoint metrics failed")
+                continue
+            for listener in list(self.period_listeners):
                 try:
-                    self.flush_metrics()
+                    listener(values)
                 except Exception:
-                    log.exception("writing endpoint metrics failed")
+                    log.exception("an endpoint metrics listener failed")
 
     def _check_health(self) -> None:
         import ray
@@ -780,24 +949,39 @@ class EndpointService:
 
     # Metrics ------------------------------------------------------------------------
 
-    def flush_metrics(self) -> None:
-        """Turn the gateway's counters since the last period into metric samples."""
+    def flush_metrics(self) -> dict[str, dict[str, float]]:
+        """Turn the gateway's counters since the last period into metric samples.
+
+        Returns the values written, ``{"endpoint/E/variant/V": {metric: value}}``.
+        """
         now = datetime.now(UTC)
-        self._period_started = time.time()
+        usage = self._usage()
         samples: list[MetricSample] = []
+        written: dict[str, dict[str, float]] = {}
         for live in list(self._live.values()):
-            per_variant: dict[str, tuple[VariantStats, int]] = {}
+            per_variant: dict[str, tuple[VariantStats, int, list[float], list[float]]] = {}
             deployments = [d for d in (live.current, live.candidate) if d is not None]
             for deployment in deployments:
                 taken = self.routes.call_in_loop(partial(_take_stats, deployment))
                 for variant, stats in zip(deployment.variants, taken, strict=True):
-                    total, count = per_variant.get(variant.name, (VariantStats(), 0))
+                    total, count, cpu, memory = per_variant.get(
+                        variant.name, (VariantStats(), 0, [], [])
+                    )
                     total.add(stats)
                     healthy = sum(1 for b in variant.route.backends if b.healthy)
-                    per_variant[variant.name] = (total, count + healthy)
-            for variant_name, (stats, count) in per_variant.items():
+                    for instance in variant.instances:
+                        used = usage.get(instance.instance_id)
+                        if used is not None:
+                            cpu_percent, memory_percent = self._utilization(variant, instance, used)
+                            cpu.append(cpu_percent)
+                            memory.append(memory_percent)
+                    per_variant[variant.name] = (total, count + healthy, cpu, memory)
+            for variant_name, (stats, count, cpu, memory) in per_variant.items():
                 resource = metric_resource(live.name, variant_name)
                 values = _metric_values(stats, count)
+                values["CPUUtilization"] = sum(cpu) / len(cpu) if cpu else 0.0
+                values["MemoryUtilization"] = sum(memory) / len(memory) if memory else 0.0
+                written[resource] = values
                 samples += [
                     MetricSample(resource=resource, name=n, value=v, timestamp=now)
                     for n, v in values.items()
@@ -805,6 +989,45 @@ class EndpointService:
         if samples:
             with self.db.session() as session:
                 session.add_all(samples)
+        return written
+
+    def _usage(self) -> dict[str, tuple[float, int]]:
+        """Each running instance's (CPU seconds, resident bytes), asked of its actor."""
+        import ray
+
+        instances = [
+            i
+            for live in list(self._live.values())
+            for d in (live.current, live.candidate)
+            if d is not None and not d.retired
+            for v in d.variants
+            for i in v.instances
+        ]
+        if not instances or self.ray.state != "running":
+            return {}
+        refs = {i.instance_id: i.actor.usage.remote() for i in instances}
+        ray.wait(list(refs.values()), num_returns=len(refs), timeout=2.0)
+        out: dict[str, tuple[float, int]] = {}
+        for instance_id, ref in refs.items():
+            try:
+                cpu_seconds, rss = ray.get(ref, timeout=0.01)
+            except Exception:  # noqa: BLE001 - no sample this period; health checks act
+                continue
+            out[instance_id] = (float(cpu_seconds), int(rss))
+        return out
+
+    def _utilization(
+        self, variant: LiveVariant, instance: LiveInstance, used: tuple[float, int]
+    ) -> tuple[float, float]:
+        """CPU as CloudWatch has it for an endpoint instance (100% per vCPU, so up to
+        vCPUs x 100), and memory as a share of the instance type's."""
+        cpu_seconds, rss = used
+        period = self.settings.endpoint_metrics_period_seconds
+        before = variant.cpu_seconds.get(instance.instance_id)
+        variant.cpu_seconds[instance.instance_id] = cpu_seconds
+        cpu = 0.0 if before is None else max(0.0, cpu_seconds - before) / period * 100.0
+        memory = 100.0 * rss / (variant.itype.memory_gib * 2**30)
+        return cpu, memory
 
     def metrics(self, name: str, since_seconds: float = 3600.0) -> dict[str, Any]:
         self.describe(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Access = Literal["List", "Read", "Write", "Permissions management"]
+Access = Literal["List", "Read", "Write", "Permissions management", "Tagging"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ _LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJ
 _FUNCTION = "arn:aws:lambda:{region}:{account}:function:{name}"
 """A function; ``{name}`` is ``name`` or ``name:qualifier`` (a version or an alias)."""
 _FUNCTION_LOG_GROUP = "arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}"
+_SCALABLE_TARGET = "arn:aws:application-autoscaling:{region}:{account}:scalable-target/{name}"
+"""A scalable target; ``{name}`` is its id (kennel derives it from the resource ID)."""
 
 _CATALOG: list[tuple[str, str, Access, str]] = [
     # kennel's own resources
@@ -124,6 +126,21 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("lambda", "InvokeFunction", "Write", _FUNCTION),
     ("lambda", "InvokeFunctionUrl", "Write", _FUNCTION),
     ("kennel", "ListFunctionEvents", "List", _FUNCTION),
+    # Application Auto Scaling (endpoint variants): AWS gives the Describe* actions no
+    # resource type, so they take "*".
+    ("application-autoscaling", "RegisterScalableTarget", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "DescribeScalableTargets", "Read", "*"),
+    ("application-autoscaling", "DeregisterScalableTarget", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "PutScalingPolicy", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "DescribeScalingPolicies", "Read", "*"),
+    ("application-autoscaling", "DeleteScalingPolicy", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "DescribeScalingActivities", "Read", "*"),
+    ("application-autoscaling", "PutScheduledAction", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "DescribeScheduledActions", "Read", "*"),
+    ("application-autoscaling", "DeleteScheduledAction", "Write", _SCALABLE_TARGET),
+    ("application-autoscaling", "ListTagsForResource", "Read", _SCALABLE_TARGET),
+    ("application-autoscaling", "TagResource", "Tagging", _SCALABLE_TARGET),
+    ("application-autoscaling", "UntagResource", "Tagging", _SCALABLE_TARGET),
     # CloudWatch (metrics and logs of jobs, endpoints and functions)
     ("logs", "FilterLogEvents", "Read", _FUNCTION_LOG_GROUP),
     ("cloudwatch", "GetMetricData", "Read", "*"),

@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -485,3 +486,85 @@ class LambdaLog(Base):
     request_id: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     message: Mapped[str] = mapped_column(Text)
+
+
+# --- Application Auto Scaling (endpoint variants) ----------------------------------------
+# A scalable target is keyed by its ResourceId (``endpoint/<name>/variant/<variant>``): kennel
+# scales one dimension of one namespace, so the id alone names it. Policies and scheduled
+# actions go with their target; activities outlive it (AWS keeps them six weeks).
+
+
+class ScalableTarget(Base):
+    """An endpoint variant registered for scaling: its capacity bounds and suspensions."""
+
+    __tablename__ = "scaling_targets"
+
+    resource_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    service_namespace: Mapped[str] = mapped_column(String(32))
+    scalable_dimension: Mapped[str] = mapped_column(String(64))
+    min_capacity: Mapped[int] = mapped_column(Integer)
+    max_capacity: Mapped[int] = mapped_column(Integer)
+    role_arn: Mapped[str] = mapped_column(String(256))
+    suspended_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """DynamicScalingInSuspended, DynamicScalingOutSuspended, ScheduledScalingSuspended."""
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    arn: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScalingPolicy(Base):
+    """A scaling policy of a target, keyed by its AWS-form policy ARN."""
+
+    __tablename__ = "scaling_policies"
+    __table_args__ = (UniqueConstraint("resource_id", "name", name="uq_scaling_policies_name"),)
+
+    arn: Mapped[str] = mapped_column(String(512), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("scaling_targets.resource_id", ondelete="CASCADE"), index=True
+    )
+    policy_type: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """TargetTrackingScalingPolicyConfiguration as the caller gave it (validated)."""
+    alarms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """``[{"AlarmName", "AlarmARN"}]``, the alarms AWS would create for the policy."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScalingActivity(Base):
+    """One scaling action (or attempt) on a target, as DescribeScalingActivities shows it."""
+
+    __tablename__ = "scaling_activities"
+    __table_args__ = (Index("ix_scaling_activities_resource_start", "resource_id", "start_time"),)
+
+    activity_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[str] = mapped_column(String(16))
+    status_message: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    details: Mapped[str | None] = mapped_column(Text)
+
+
+class ScheduledAction(Base):
+    """A scheduled change of a target's min/max capacity (``at(...)`` once or ``rate(...)``)."""
+
+    __tablename__ = "scaling_scheduled_actions"
+    __table_args__ = (
+        UniqueConstraint("resource_id", "name", name="uq_scaling_scheduled_actions_name"),
+    )
+
+    arn: Mapped[str] = mapped_column(String(512), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    resource_id: Mapped[str] = mapped_column(
+        ForeignKey("scaling_targets.resource_id", ondelete="CASCADE"), index=True
+    )
+    schedule: Mapped[str] = mapped_column(String(256))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    min_capacity: Mapped[int | None] = mapped_column(Integer)
+    max_capacity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from kennel.api._app import create_control_plane
 from kennel.api._authz import Authorize
 from kennel.api._dataplane import INVOKE_ACTION
+from kennel.api.routers.autoscaling_json import OPERATIONS as AUTOSCALING_OPERATIONS
 from kennel.api.routers.aws_query import OPERATIONS, AuthorizeQuery
 from kennel.iam._actions import ACTIONS
 
@@ -62,6 +63,21 @@ def test_the_query_protocol_route_maps_every_operation_to_a_catalog_action() -> 
         for name, operation in operations.items():
             assert operation.action in ACTIONS, f"{service} {name}"
             assert operation.action.split(":")[0] == service
+
+
+def test_the_json_protocol_maps_every_autoscaling_operation_to_its_catalog_action() -> None:
+    """Application Auto Scaling shares POST / (signed for application-autoscaling)."""
+    assert {"RegisterScalableTarget", "PutScalingPolicy", "DescribeScalingActivities"} <= set(
+        AUTOSCALING_OPERATIONS
+    )
+    for name, operation in AUTOSCALING_OPERATIONS.items():
+        assert operation.action == f"application-autoscaling:{name}"
+        assert operation.action in ACTIONS
+    target = ACTIONS["application-autoscaling:RegisterScalableTarget"]
+    assert target.arn("us-east-1", "123456789012", "abc") == (
+        "arn:aws:application-autoscaling:us-east-1:123456789012:scalable-target/abc"
+    )
+    assert ACTIONS["application-autoscaling:DescribeScalableTargets"].resource == "*"
 
 
 def test_invoke_endpoint_is_authorized_as_sagemaker_invoke_endpoint() -> None:

@@ -4,6 +4,10 @@ The signed service (``iam`` or ``sts``) and the form's ``Action`` pick the opera
 each operation names its catalog action and the resource it acts on, is authorized like
 every other route, then calls :class:`kennel.iam._service.IamService`. Answers and errors
 are XML, as the Query protocol has them.
+
+A request signed for ``application-autoscaling`` (AWS JSON 1.1, also a POST to ``/``) is
+handed to :mod:`kennel.api.routers.autoscaling_json` instead, by both the dependency and
+the route: FastAPI allows only one ``POST /``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from kennel.api._authz import Authorize, authorize_now
 from kennel.api._context import ServerContext
 from kennel.api._query import QueryMap, QueryProtocolError, parse_query_body, xml_response
+from kennel.api.routers import autoscaling_json
 from kennel.iam._actions import action as catalog_action
 from kennel.iam._authorizer import Outcome
 from kennel.iam._errors import IamValidationError
@@ -465,6 +470,8 @@ class AuthorizeQuery(Authorize):
     async def __call__(self, request: Request) -> Outcome:
         ctx: ServerContext = request.app.state.ctx
         service = request.state.identity.service
+        if service == autoscaling_json.SERVICE:
+            return await autoscaling_json.authorize(request)
         try:
             name, params = parse_query_body(await request.body())
         except QueryProtocolError as error:
@@ -506,6 +513,8 @@ def _encode_documents(value: Any) -> Any:
 
 @router.post("/")
 async def aws_query(request: Request, _: Outcome = Depends(_authorize_query)) -> Response:
+    if request.state.identity.service == autoscaling_json.SERVICE:
+        return await autoscaling_json.respond(request)
     ctx: ServerContext = request.app.state.ctx
     service, name, params, operation, caller = request.state.query
     result = await run_in_threadpool(operation.handler, ctx, params, caller)
