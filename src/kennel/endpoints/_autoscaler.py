@@ -95,8 +95,7 @@ class Autoscaler:
                 target,
                 desired,
                 wanted,
-                f"the {bound} capacity of the scalable target is {wanted} and the desired "
-                f"instance count was {desired}",
+                f"the scalable target's {bound} capacity of {wanted} was applied",
             )
             return
         state = self._states.get(target.resource_id)
@@ -175,8 +174,7 @@ class Autoscaler:
             target,
             0,
             1,
-            f"a request arrived at variant {variant} of endpoint {endpoint}, which had no "
-            "instances (scale from zero)",
+            "a request arrived while the variant had no instances (scale from zero)",
         )
         return True
 
@@ -217,8 +215,10 @@ class Autoscaler:
             activity = self.scaling.start_activity(
                 resource,
                 description=f"Setting desired instance count to {desired}.",
-                cause=cause,
-                details=f"changing the desired capacity from {previous} to {desired}",
+                # AWS's form: "At <time> a monitor alarm ... in state ALARM triggered
+                # policy P changing the desired capacity from 1 to 3."
+                cause=f"At {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {_article(cause)} "
+                f"changing the desired capacity from {previous} to {desired}.",
             )
             self.endpoints.scale_variant(target.endpoint, target.variant, desired)
         except (KennelError, DeploymentError) as error:
@@ -275,3 +275,8 @@ class Autoscaler:
         """The alarms of a target's policies as they stand (for describe)."""
         state = self._states.get(resource_id)
         return state.alarms() if state is not None else []
+
+
+def _article(cause: str) -> str:
+    """``monitor alarm X ...`` reads "a monitor alarm X ..." in a sentence."""
+    return cause if cause.startswith(("a ", "the ")) else f"a {cause}"

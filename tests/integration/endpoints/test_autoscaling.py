@@ -138,6 +138,7 @@ def test_a_step_load_scales_out_to_three_and_back_to_one_without_failures(
     assert [a["StatusCode"] for a in done] == ["Successful"] * len(done)
     out, *ins = done
     assert out["Description"] == "Setting desired instance count to 3."
+    assert out["Cause"].endswith("changing the desired capacity from 1 to 3.")
     assert (
         "AlarmHigh" in out["Cause"]
         and "in state ALARM triggered policy invocations" in (out["Cause"])
