@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     """One endpoint metric sample per variant per period (CloudWatch's: one minute).
 
     Autoscaling alarms count in these periods (3 above the target to scale out)."""
+    endpoint_metrics_retention_seconds: float = Field(default=15 * 86400, gt=0)
+    """How long endpoint metric samples are kept (CloudWatch keeps 1-minute data 15 days)."""
     endpoint_hold_seconds: float = Field(default=120.0, gt=0)
     """How long a request to a variant scaled to zero waits for its first instance."""
     endpoint_hold_max_requests: int = Field(default=256, ge=0)

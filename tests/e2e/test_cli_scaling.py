@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from tests._server import RunningServer
 from tests.e2e.test_cli import kennel
-from tests.integration.endpoints.conftest import Models
+from tests.integration.endpoints.conftest import Models, runtime_client, wait_for
 
 from kennel._settings import Settings
 from kennel.endpoints._scaling import ScalingService
@@ -162,6 +163,92 @@ def test_bad_input_is_one_red_line(env: dict[str, str], endpoint: str, tmp_path:
         env, "endpoints", "scaling", "policy", endpoint, "--name", "p", "--target", "0"
     )
     assert "Invalid policy: target_value" in message
+
+
+def test_simulate_charts_what_a_spec_would_have_done(
+    server: RunningServer, env: dict[str, str], endpoint: str, tmp_path: Path
+) -> None:
+    _send_load(server, endpoint, seconds=4.0)
+    spec = tmp_path / "busy.yaml"
+    spec.write_text(
+        "min_capacity: 1\n"
+        "max_capacity: 3\n"
+        "policies:\n"
+        "  - name: busy\n"
+        "    target_value: 30\n"  # per instance per minute: the ~600 sent is far above
+    )
+    page = tmp_path / "replay.html"
+    simulate = ("endpoints", "scaling", "simulate", endpoint, "--policy", str(spec))
+    human = kennel(env, *simulate, "--from", "15m", "--html", str(page)).stdout
+    rid = f"endpoint/{endpoint}/variant/AllTraffic"
+    assert f"{rid}: " in human and "periods of 1 s; capacity 1..3" in human
+    assert "recorded capacity (InstanceCount)" in human and "simulated desired capacity" in human
+    assert "▲ 1 -> 3  busy (AlarmHigh" in human
+    assert "Setting desired instance count to 3." in human
+    assert "in state ALARM triggered policy busy" in human
+    assert f"Wrote the interactive chart to {page}." in human
+    assert "Plotly.newPlot" in page.read_text()
+
+    result = _json(env, *simulate, "--startup-periods", "2")
+    assert result["resource_id"] == rid and result["max_capacity"] == 3
+    assert result["decisions"][0]["description"] == "Setting desired instance count to 3."
+
+    message = _fails(env, *simulate, "--from", "soon")
+    assert "Error (ValidationException): --from 'soon' is not a duration." in message
+
+
+def test_describe_shows_each_policys_alarms_with_their_state(
+    env: dict[str, str], endpoint: str
+) -> None:
+    kennel(env, "endpoints", "scaling", "register", endpoint, "--min", "1", "--max", "3")
+    kennel(
+        env, "endpoints", "scaling", "policy", endpoint, "--name", "calm", "--target", "100000",
+    )  # fmt: skip
+    time.sleep(2)  # a metric period or two: the autoscaler reads the policy and evaluates
+    described = wait_for(lambda: _evaluated(env, endpoint), 15, "the policy's alarms")
+    alarms = {alarm["alarm"]: alarm for alarm in described["Alarms"]}
+    assert set(alarms) == {"AlarmHigh", "AlarmLow"}
+    assert alarms["AlarmHigh"]["state"] == "OK" and alarms["AlarmHigh"]["threshold"] == 100000
+    assert alarms["AlarmLow"]["threshold"] == 90000  # 0 a minute is below: counting periods
+    assert {alarm["policy_name"] for alarm in alarms.values()} == {"calm"}
+    assert alarms["AlarmHigh"]["alarm_name"].startswith(
+        f"TargetTracking-endpoint/{endpoint}/variant/AllTraffic-AlarmHigh-"
+    )
+
+    human = kennel(env, "endpoints", "scaling", "describe", endpoint).stdout
+    high = next(line for line in human.splitlines() if "AlarmHigh" in line)
+    assert "calm" in high and " OK " in high
+    assert "InvocationsPerInstance > 100000 for 3 periods" in high
+    assert "InvocationsPerInstance < 90000 for 15 periods" in human
+    kennel(env, "endpoints", "scaling", "deregister", endpoint)
+
+
+def _evaluated(env: dict[str, str], endpoint: str) -> dict[str, Any] | None:
+    """The described target once its alarms have seen a period, else None."""
+    [described] = _json(env, "endpoints", "scaling", "describe", endpoint)
+    alarms = described["Alarms"]
+    return described if alarms and all(a["recent_values"] for a in alarms) else None
+
+
+def _send_load(server: RunningServer, endpoint: str, seconds: float) -> None:
+    """About ten requests a second, then wait until the server recorded every one."""
+    runtime = runtime_client(server)
+    sent, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Body=b"{}"
+        )
+        answer["Body"].read()
+        sent += 1
+        time.sleep(0.1)
+    with server.client() as api:
+
+        def recorded() -> bool:
+            metrics = api.get(f"/api/v1/endpoints/{endpoint}/metrics")
+            series = metrics["variants"].get("AllTraffic", {}).get("Invocations", [])
+            return sum(point["value"] for point in series) >= sent
+
+        wait_for(recorded, 10, "the load's last metric period")
 
 
 def _record_activities(server: RunningServer, rid: str) -> None:

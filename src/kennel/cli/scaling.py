@@ -1,15 +1,20 @@
 """``kennel endpoints scaling`` and ``kennel endpoints activities``: autoscaling of variants.
 
-Everything goes through a plain boto3 ``application-autoscaling`` client pointed at the
-server (it speaks Application Auto Scaling's JSON API), signed with the same profile,
-endpoint and region as every other command, so what the CLI does a boto3 script can do
-too; ``--json`` prints AWS's own shapes. ``apply`` takes a :class:`ScalingSpec` file, the
-same shape a stack file's ``scaling:`` block has.
+Everything AWS has goes through a plain boto3 ``application-autoscaling`` client pointed
+at the server (it speaks Application Auto Scaling's JSON API), signed with the same
+profile, endpoint and region as every other command, so what the CLI does a boto3 script
+can do too; ``--json`` prints AWS's own shapes. ``apply`` takes a :class:`ScalingSpec`
+file, the same shape a stack file's ``scaling:`` block has.
+
+What AWS keeps elsewhere or does not have comes from kennel's own API
+(``/api/v1/endpoints/{name}/scaling``): the instance counts and the alarms ``describe``
+shows beside the target, and ``simulate``, which replays recorded metrics through a spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,10 +24,18 @@ import yaml
 from rich.markup import escape
 
 from kennel._client import path_segment
-from kennel._errors import KennelError, NotFoundError, ValidationError
+from kennel._errors import NotFoundError, ValidationError
 from kennel.cli._common import JsonOption, client
 from kennel.cli._output import console, print_json
-from kennel.cli.iam import AwsClient, _kv_table, _plain, _table, _when, aws_client
+from kennel.cli.iam import (
+    AwsClient,
+    _kv_table,
+    _plain,
+    _table,
+    _when,
+    aws_client,
+    parse_duration,
+)
 from kennel.endpoints._scaling_spec import (
     DEFAULT_COOLDOWN,
     NAMESPACE,
@@ -42,6 +55,9 @@ app = typer.Typer(
 
 Variant = Annotated[str, typer.Option("--variant", help="The production variant.")]
 _STATUS_COLOURS = {"Successful": "green", "Failed": "red", "InProgress": "yellow"}
+_ALARM_COLOURS = {"OK": "green", "ALARM": "red", "INSUFFICIENT_DATA": "yellow"}
+_RECENT_SHOWN = 5
+"""Alarm values a table shows (the newest); ``--json`` has every one the alarm holds."""
 
 
 def _scaling() -> AwsClient:
@@ -197,7 +213,11 @@ def describe(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a variant's scaling: bounds, suspensions, policies, current instances."""
+    """Show a variant's scaling: bounds, suspensions, policies with their alarms, instances.
+
+    ``--json`` prints AWS's target and policies, plus ``Alarms``: each policy's alarms as
+    the autoscaler holds them now (state, threshold, recent values).
+    """
     scaling = _scaling()
     targets = _targets(scaling, endpoint, variant)
     if not targets:
@@ -206,16 +226,74 @@ def describe(
             f"No scalable target is registered for {which}.",
             hint=f"Register one: kennel endpoints scaling register {endpoint} --min 1 --max 3",
         )
+    views = _kennel_views(endpoint)
     described: list[dict[str, Any]] = [
-        {"ScalableTarget": t, "ScalingPolicies": _policies(scaling, t["ResourceId"])}
+        {
+            "ScalableTarget": t,
+            "ScalingPolicies": _policies(scaling, t["ResourceId"]),
+            "Alarms": _alarms(views.get(t["ResourceId"])),
+        }
         for t in targets
     ]
     if as_json:
         print_json(_plain(described))
         return
-    counts = _instance_counts(endpoint)
     for entry in described:
-        _show_target(entry["ScalableTarget"], entry["ScalingPolicies"], counts)
+        target = entry["ScalableTarget"]
+        _show_target(target, entry["ScalingPolicies"], views.get(target["ResourceId"]))
+        if entry["ScalingPolicies"]:
+            _show_alarms(entry["Alarms"])
+
+
+@app.command("simulate")
+def simulate(
+    endpoint: str,
+    policy: Annotated[
+        Path,
+        typer.Option(
+            "--policy", "-f", help="A scaling spec (YAML or JSON), as `apply --file` takes."
+        ),
+    ],
+    since: Annotated[
+        str, typer.Option("--from", help="Replay the metrics of the last 90s, 15m, 1h, 7d...")
+    ] = "1h",
+    startup_periods: Annotated[
+        int,
+        typer.Option(
+            "--startup-periods", min=0, help="Metric periods a new instance takes to serve."
+        ),
+    ] = 0,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write an interactive chart (HTML page).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What a scaling spec would have done: replay the variant's recorded metrics through it.
+
+    Nothing changes on the endpoint. The spec's policies are checked as `apply` would check
+    them; the replay starts from the instance count recorded at its first period.
+    """
+    spec = load_spec(policy)
+    body = {
+        "spec": spec.model_dump(mode="json"),
+        "since_seconds": parse_duration(since, "--from"),
+        "startup_periods": startup_periods,
+    }
+    path = f"/api/v1/endpoints/{path_segment(endpoint)}/scaling/simulate"
+    with client() as api:
+        answer = api.post(path, body)
+        if html is not None:
+            # A second replay, rendered by the server: its window ends a moment later,
+            # which at most adds a period the text chart did not have.
+            page = api.request("POST", path, json_body=body, params={"format": "html"})
+            _write_page(html, page.text)
+    if as_json:
+        print_json(answer["result"])
+        return
+    console.out(answer["chart"], highlight=False, end="")
+    _show_decisions(answer["result"]["decisions"])
+    if html is not None:
+        console.print(f"Wrote the interactive chart to {escape(str(html))}.", highlight=False)
 
 
 @app.command("delete-policy")
@@ -328,29 +406,36 @@ def _pages(scaling: AwsClient, operation: str, key: str, **filters: Any) -> Iter
             return
 
 
-def _instance_counts(endpoint: str) -> dict[str, tuple[int, int]]:
-    """Variant -> (current healthy, desired) instances; empty when the endpoint is gone."""
+def _kennel_views(endpoint: str) -> dict[str, dict[str, Any]]:
+    """Resource ID -> kennel's view of that variant (instances, alarms); empty when the
+    endpoint is gone (its targets stay registered until deregistered, as on AWS)."""
     try:
         with client() as api:
-            info = api.get(f"/api/v1/endpoints/{path_segment(endpoint)}")
-    except KennelError:
+            status = api.get(f"/api/v1/endpoints/{path_segment(endpoint)}/scaling")
+    except NotFoundError:
         return {}
-    return {
-        v["variant_name"]: (v["current_instance_count"], v["desired_instance_count"])
-        for v in info.get("production_variants", [])
-    }
+    return {view["resource_id"]: view for view in status["variants"]}
+
+
+def _alarms(view: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every alarm of a variant's policies, in policy order (each names its policy)."""
+    if view is None:
+        return []
+    return [alarm for policy in view["policies"] for alarm in policy["alarms"]]
 
 
 def _show_target(
-    target: dict[str, Any], policies: list[dict[str, Any]], counts: dict[str, tuple[int, int]]
+    target: dict[str, Any], policies: list[dict[str, Any]], view: dict[str, Any] | None
 ) -> None:
     variant = target["ResourceId"].rsplit("/", 1)[-1]
     table = _kv_table()
     table.add_row("resource", target["ResourceId"])
     table.add_row("capacity", f"{target['MinCapacity']}..{target['MaxCapacity']} instances")
-    if variant in counts:
-        current, desired = counts[variant]
-        table.add_row("instances", f"{current} healthy of {desired} desired")
+    if view is not None and view["desired_instances"] is not None:
+        table.add_row(
+            "instances",
+            f"{view['in_service_instances']} healthy of {view['desired_instances']} desired",
+        )
     suspended = [k for k, v in (target.get("SuspendedState") or {}).items() if v]
     if suspended:
         table.add_row("suspended", ", ".join(suspended))
@@ -375,6 +460,64 @@ def _show_target(
             "disabled" if config.get("DisableScaleIn") else "yes",
         )
     console.print(listing)
+
+
+def _show_alarms(alarms: list[dict[str, Any]]) -> None:
+    """The policies' alarms with their state in colour: what the next period acts on.
+
+    An alarm shows as its kind: with the policy, that is how an activity's cause names
+    it, and the full name (``--json`` has it) would fold over several lines.
+    """
+    if not alarms:
+        console.print(
+            "  alarms: not evaluated yet (the autoscaler reads new policies at the next "
+            "metric period)"
+        )
+        return
+    table = _table("policy", "alarm", "state", "condition", "recent values (oldest first)")
+    for alarm in alarms:
+        state = alarm["state"]
+        sign = ">" if alarm["comparison"] == "GreaterThanThreshold" else "<"
+        periods = alarm["evaluation_periods"]
+        table.add_row(
+            escape(alarm["policy_name"]),
+            alarm["alarm"],
+            f"[{_ALARM_COLOURS.get(state, 'white')}]{state}[/]",
+            f"{escape(alarm['metric'])} {sign} {alarm['threshold']:g} for {periods} "
+            f"period{'s' if periods != 1 else ''}",
+            _recent(alarm["recent_values"]),
+        )
+    console.print(table)
+
+
+def _recent(values: list[float | None]) -> str:
+    shown = " ".join("-" if v is None else f"{v:.4g}" for v in values[-_RECENT_SHOWN:])
+    return f"... {shown}" if len(values) > _RECENT_SHOWN else shown or "-"
+
+
+def _show_decisions(decisions: list[dict[str, Any]]) -> None:
+    """The decisions as the scaling activities they would have been."""
+    if not decisions:
+        return
+    table = _table("time (UTC)", "description", "cause")
+    for decision in decisions:
+        moment = datetime.fromtimestamp(decision["time"], UTC)
+        table.add_row(
+            moment.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(decision["description"]),
+            escape(decision["cause"]),
+        )
+    console.print(table)
+
+
+def _write_page(path: Path, page: str) -> None:
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(
+            f"Cannot write {path}: {error.strerror or error}.",
+            hint="Give --html a file in a folder you can write to.",
+        ) from None
 
 
 def _metric_text(config: dict[str, Any]) -> str:

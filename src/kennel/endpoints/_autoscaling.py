@@ -65,6 +65,9 @@ class TargetTrackingConfig:
     low_periods: int = 15
     """Consecutive periods below ``low_ratio`` x target that put the low alarm in ALARM."""
     low_ratio: float = 0.9
+    alarm_names: tuple[tuple[str, str], ...] = ()
+    """``(kind, name)`` of the alarms as PutScalingPolicy named them (so activities and
+    DescribeScalingPolicies agree); an alarm without one gets a fresh name."""
 
     def __post_init__(self) -> None:
         # The capacity formula divides by the target, and an alarm needs at least one
@@ -143,7 +146,9 @@ class _Alarm:
 
     def __init__(self, kind: AlarmKind, resource_id: str, config: TargetTrackingConfig) -> None:
         self.kind: AlarmKind = kind
-        self.name = f"TargetTracking-{resource_id}-{kind}-{uuid.uuid4()}"
+        self.name = dict(config.alarm_names).get(kind) or (
+            f"TargetTracking-{resource_id}-{kind}-{uuid.uuid4()}"
+        )
         if kind == "AlarmHigh":
             self.threshold = config.target_value
             self.periods = config.high_periods

@@ -223,7 +223,7 @@ class ScalingService:
             by_target: dict[str, list[TargetTrackingConfig]] = {}
             for policy in policies:
                 by_target.setdefault(policy.resource_id, []).append(
-                    _tracking_config(policy.name, policy.configuration)
+                    _tracking_config(policy.name, policy.configuration, policy.alarms)
                 )
             return [
                 _target_info(row, tuple(by_target.get(row.resource_id, ()))) for row in rows.all()
@@ -317,7 +317,7 @@ class ScalingService:
         """
         req = parse(RegisterScalableTargetRequest, request)
         endpoint, variant = check_key(req)
-        self._check_variant(endpoint, variant)
+        self.check_variant(endpoint, variant)
         suspended = (
             req.suspended_state.model_dump(by_alias=True, exclude_none=True)
             if (req.suspended_state is not None)
@@ -396,17 +396,7 @@ class ScalingService:
         DisableScaleIn changes). Step and predictive scaling are refused: the controller
         only tracks targets.
         """
-        req = parse(PutScalingPolicyRequest, request)
-        endpoint, variant = check_key(req)
-        policy_type = req.policy_type or (TARGET_TRACKING if req.target_tracking else None)
-        if policy_type != TARGET_TRACKING or req.target_tracking is None:
-            shown = policy_type or "StepScaling (AWS's default)"
-            raise ValidationError(
-                f"Unsupported policy type {shown}: kennel scales endpoint variants with "
-                f"{TARGET_TRACKING} policies; give PolicyType {TARGET_TRACKING} and a "
-                "TargetTrackingScalingPolicyConfiguration."
-            )
-        configuration = check_target_tracking(req.target_tracking, endpoint, variant)
+        req, configuration = _checked_policy(request)
         scale_in = not configuration.get("DisableScaleIn", False)
         with self._writing() as session:
             self._require_target(session, req.resource_id)
@@ -601,7 +591,8 @@ class ScalingService:
         with self._lock:
             self._generation += 1
 
-    def _check_variant(self, endpoint: str, variant: str) -> None:
+    def check_variant(self, endpoint: str, variant: str) -> None:
+        """A ValidationError unless ``endpoint`` exists and has (or is getting) ``variant``."""
         try:
             info = self.endpoints.describe(endpoint)
         except NotFoundError:
@@ -693,6 +684,35 @@ class ScalingService:
                 }
             )
         return alarms
+
+
+# --- policies as the controller runs them -----------------------------------------------------
+
+
+def tracking_policy(request: dict[str, Any]) -> TargetTrackingConfig:
+    """A PutScalingPolicy request's policy as the controller would run it, stored nowhere.
+
+    It passes the very checks PutScalingPolicy makes (target, policy type, a metric the
+    variant publishes with this variant's dimensions), so a dry run such as a simulation
+    refuses exactly what putting the policy would refuse.
+    """
+    req, configuration = _checked_policy(request)
+    return _tracking_config(req.policy_name, configuration)
+
+
+def _checked_policy(request: dict[str, Any]) -> tuple[PutScalingPolicyRequest, dict[str, Any]]:
+    """The parsed request and its validated configuration, as stored and answered."""
+    req = parse(PutScalingPolicyRequest, request)
+    endpoint, variant = check_key(req)
+    policy_type = req.policy_type or (TARGET_TRACKING if req.target_tracking else None)
+    if policy_type != TARGET_TRACKING or req.target_tracking is None:
+        shown = policy_type or "StepScaling (AWS's default)"
+        raise ValidationError(
+            f"Unsupported policy type {shown}: kennel scales endpoint variants with "
+            f"{TARGET_TRACKING} policies; give PolicyType {TARGET_TRACKING} and a "
+            "TargetTrackingScalingPolicyConfiguration."
+        )
+    return req, check_target_tracking(req.target_tracking, endpoint, variant)
 
 
 # --- rows as AWS shapes and controller views --------------------------------------------------
@@ -793,8 +813,17 @@ def _target_info(row: ScalableTarget, policies: tuple[TargetTrackingConfig, ...]
     )
 
 
-def _tracking_config(name: str, configuration: dict[str, Any]) -> TargetTrackingConfig:
+def _tracking_config(
+    name: str, configuration: dict[str, Any], alarms: Sequence[dict[str, str]] = ()
+) -> TargetTrackingConfig:
+    kinds = ("AlarmHigh", "AlarmLow")
     return TargetTrackingConfig(
+        alarm_names=tuple(
+            (kind, alarm["AlarmName"])
+            for alarm in alarms
+            for kind in kinds
+            if f"-{kind}-" in alarm["AlarmName"]
+        ),
         policy_name=name,
         target_value=float(configuration["TargetValue"]),
         metric=metric_of(configuration),

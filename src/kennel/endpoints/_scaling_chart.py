@@ -273,7 +273,7 @@ def _time_axis(result: SimulationResult, margin: str, columns: int) -> str:
 def _elapsed(seconds: float) -> str:
     """Time since the first sample, in the unit a person reads best at that size."""
     if seconds < 120:
-        return f"+{seconds:g} s"
+        return f"+{seconds:.0f} s" if seconds >= 10 else f"+{seconds:.1f} s"
     if seconds < 7200:
         return f"+{seconds / 60:.3g} min"
     return f"+{seconds / 3600:.3g} h"

@@ -86,6 +86,8 @@ METRIC_NAMES = (
     "MemoryUtilization",
 )
 _LOG_TAIL = 1500
+PRUNE_EVERY_SECONDS = 600.0
+"""How often old metric samples are deleted."""
 
 
 class DeploymentError(Exception):
@@ -171,6 +173,7 @@ class EndpointService:
         self._supervisor: threading.Thread | None = None
         self._http = httpx.Client(timeout=2.0, trust_env=False)
         self._metrics_thread: threading.Thread | None = None
+        self._next_prune = 0.0
         self.period_listeners: list[Callable[[dict[str, dict[str, float]]], None]] = []
         """Called after each metric period with ``{resource: {metric: value}}``."""
         self.on_empty: Callable[[str, str], bool] | None = None
@@ -989,7 +992,21 @@ class EndpointService:
         if samples:
             with self.db.session() as session:
                 session.add_all(samples)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            self._prune_metrics(now)
         return written
+
+    def _prune_metrics(self, now: datetime) -> None:
+        """Drop endpoint samples older than the retention (a 1 s period writes ~10 rows a
+        second per variant; left alone the table would only grow)."""
+        cutoff = now - timedelta(seconds=self.settings.endpoint_metrics_retention_seconds)
+        with self.db.session() as session:
+            session.execute(
+                delete(MetricSample).where(
+                    MetricSample.resource.startswith("endpoint/"), MetricSample.timestamp < cutoff
+                )
+            )
 
     def _usage(self) -> dict[str, tuple[float, int]]:
         """Each running instance's (CPU seconds, resident bytes), asked of its actor."""
@@ -1051,6 +1068,33 @@ class EndpointService:
             "period_seconds": self.settings.endpoint_metrics_period_seconds,
             "variants": series,
         }
+
+    def variant_samples(
+        self, name: str, variant: str, since_seconds: float
+    ) -> list[tuple[float, dict[str, float]]]:
+        """A variant's recorded metric periods since then, oldest first, as
+        ``(epoch seconds, {metric: value})``: the samples a scaling simulation replays.
+
+        :meth:`flush_metrics` writes all of a period's values with one timestamp, so the
+        rows grouped by timestamp give back the periods.
+        """
+        since = datetime.now(UTC) - timedelta(seconds=since_seconds)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(MetricSample.timestamp, MetricSample.name, MetricSample.value)
+                .where(
+                    MetricSample.resource == metric_resource(name, variant),
+                    MetricSample.timestamp >= since,
+                )
+                .order_by(MetricSample.timestamp, MetricSample.id)
+            ).all()
+        periods: dict[datetime, dict[str, float]] = {}
+        for stamp, metric, value in rows:
+            periods.setdefault(stamp, {})[metric] = value
+        return [
+            ((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp(), values)
+            for stamp, values in periods.items()
+        ]
 
     # Start, stop, recover ------------------------------------------------------------
 

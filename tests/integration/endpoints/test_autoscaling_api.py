@@ -186,7 +186,9 @@ def test_put_describe_and_delete_policies(scaling: Any, target: dict[str, str]) 
     with pytest.raises(scaling.exceptions.ObjectNotFoundException):
         scaling.delete_scaling_policy(PolicyName="latency", **target)
     remaining = scaling.describe_scaling_policies(
-        ServiceNamespace="sagemaker", PolicyNames=["invocations", "latency"]
+        ServiceNamespace="sagemaker",
+        ResourceId=target["ResourceId"],  # other tests' endpoints have "invocations" too
+        PolicyNames=["invocations", "latency"],
     )["ScalingPolicies"]
     assert [p["PolicyName"] for p in remaining] == ["invocations"]
 

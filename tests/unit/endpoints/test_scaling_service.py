@@ -307,6 +307,8 @@ def test_put_describe_update_and_delete_a_policy(scaling: ScalingService) -> Non
             scale_out_cooldown=300.0,
             scale_in_cooldown=300.0,
             disable_scale_in=False,
+            # the controller's alarms are the ones PutScalingPolicy named
+            alarm_names=(("AlarmHigh", high["AlarmName"]), ("AlarmLow", low["AlarmName"])),
         ),
     )
 

@@ -1,16 +1,21 @@
 """``/api/v1/endpoint-configs`` and ``/api/v1/endpoints``: the serving control plane.
 
-The data plane (InvokeEndpoint) is not here: it is ``kennel.api._dataplane``.
+The data plane (InvokeEndpoint) is not here: it is ``kennel.api._dataplane``. Neither is
+Application Auto Scaling's AWS API (``autoscaling_json``); ``/endpoints/{name}/scaling``
+is kennel's own view of it: the alarms as the autoscaler holds them, and simulations.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 
 from kennel.api._authz import authorize
 from kennel.api._deps import Context
+from kennel.endpoints._scaling_chart import simulation_html, terminal_chart
+from kennel.endpoints._scaling_view import SimulateRequest, replay, scaling_status
 from kennel.endpoints._spec import EndpointConfigSpec, EndpointSpec, UpdateEndpointSpec
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"])
@@ -85,3 +90,39 @@ def endpoint_metrics(
     name: str, ctx: Context, since_seconds: float = Query(default=3600.0, gt=0)
 ) -> dict[str, Any]:
     return ctx.endpoints.metrics(name, since_seconds)
+
+
+@router.get(
+    "/endpoints/{name}/scaling",
+    dependencies=[authorize("application-autoscaling:DescribeScalableTargets", path="name")],
+)
+def endpoint_scaling(name: str, ctx: Context) -> dict[str, Any]:
+    """Each registered variant: bounds, instances, policies with their alarms, activities."""
+    return scaling_status(
+        name, endpoints=ctx.endpoints, scaling=ctx.scaling, autoscaler=ctx.autoscaler
+    )
+
+
+@router.post(
+    "/endpoints/{name}/scaling/simulate",
+    # A dry run changes nothing: reading the recorded metrics is what it needs.
+    dependencies=[authorize("cloudwatch:GetMetricData", path="name")],
+    response_model=None,
+)
+def simulate_endpoint_scaling(
+    name: str,
+    body: SimulateRequest,
+    ctx: Context,
+    output: Literal["json", "html"] = Query(
+        default="json",
+        alias="format",
+        description="json: the result and a text chart; html: a page with an interactive chart.",
+    ),
+) -> dict[str, Any] | HTMLResponse:
+    """What ``body.spec`` would have done over the variant's recorded metrics."""
+    result = replay(name, body, endpoints=ctx.endpoints, scaling=ctx.scaling)
+    if output == "html":
+        return HTMLResponse(
+            simulation_html(result, title=f"Scaling simulation: {result.resource_id}")
+        )
+    return {"result": result.to_dict(), "chart": terminal_chart(result)}

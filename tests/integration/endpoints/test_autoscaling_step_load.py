@@ -139,6 +139,11 @@ def test_a_step_load_scales_out_to_three_and_back_to_one_without_failures(
     out, *ins = done
     assert out["Description"] == "Setting desired instance count to 3."
     assert out["Cause"].endswith("changing the desired capacity from 1 to 3.")
+    (policy,) = aas.describe_scaling_policies(
+        ServiceNamespace="sagemaker", ResourceId=f"endpoint/{endpoint}/variant/AllTraffic"
+    )["ScalingPolicies"]
+    high = next(a["AlarmName"] for a in policy["Alarms"] if "-AlarmHigh-" in a["AlarmName"])
+    assert f"monitor alarm {high} in state ALARM" in out["Cause"]
     assert (
         "AlarmHigh" in out["Cause"]
         and "in state ALARM triggered policy invocations" in (out["Cause"])
