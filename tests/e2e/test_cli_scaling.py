@@ -165,6 +165,36 @@ def test_bad_input_is_one_red_line(env: dict[str, str], endpoint: str, tmp_path:
     assert "Invalid policy: target_value" in message
 
 
+def _registered_max(env: dict[str, str], endpoint: str) -> int | None:
+    """The variant's registered MaxCapacity, None when no target is registered."""
+    result = kennel(env, "endpoints", "scaling", "describe", endpoint, "--json", check=False)
+    if result.returncode == 1 and "No scalable target is registered" in result.stderr:
+        return None
+    (target,) = json.loads(result.stdout)
+    return int(target["MaxCapacity"])
+
+
+def test_a_spec_is_applied_whole_or_not_at_all(
+    env: dict[str, str], endpoint: str, tmp_path: Path
+) -> None:
+    spec = tmp_path / "half-bad.yaml"
+    spec.write_text(
+        "min_capacity: 1\nmax_capacity: 2\npolicies:\n"
+        "  - {name: fine, target_value: 100}\n"
+        "  - {name: bad, target_value: 5, metric: DiskUtilization}\n"
+    )
+    message = _fails(env, "endpoints", "scaling", "apply", endpoint, "--file", str(spec))
+    assert "DiskUtilization" in message
+    assert _registered_max(env, endpoint) != 2  # nothing was written
+
+    spec.write_text(
+        "min_capacity: 1\nmax_capacity: 2\npolicies:\n  - {name: fine, target_value: 100}\n"
+    )
+    said = kennel(env, "endpoints", "scaling", "apply", endpoint, "--file", str(spec), "--dry-run")
+    assert "would apply to endpoint/" in said.stdout and "Nothing was changed." in said.stdout
+    assert _registered_max(env, endpoint) != 2
+
+
 def test_simulate_charts_what_a_spec_would_have_done(
     server: RunningServer, env: dict[str, str], endpoint: str, tmp_path: Path
 ) -> None:

@@ -48,6 +48,12 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert "Completed (Completed)" in result.stdout
         assert "InService" in result.stdout  # deployed
         assert re.search(r"\d+\.\d ms, variant AllTraffic", result.stdout)  # and invoked
+        # It may scale 1..3 on invocations per instance, and a short load found no fault.
+        assert "Applied dogs.yaml to endpoint/demo-digits/variant/AllTraffic: 1..3" in (
+            result.stdout
+        )
+        assert re.search(r"sent\W+15 of 15 planned", result.stdout)
+        assert re.search(r"failed\W+0\b", result.stdout)
         # ... and called through the dog-breed function with an image URL.
         assert re.search(r"statusCode 200, 10 scores; top class: 0\d\d\.\w+", result.stdout)
         # A second run finds the server and the data set and still succeeds.

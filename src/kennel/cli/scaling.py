@@ -148,14 +148,34 @@ def put_policy(
 def apply(
     endpoint: str,
     file: Annotated[Path, typer.Option("--file", "-f", help="A scaling spec (YAML or JSON).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the spec against the endpoint; change nothing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Bring a variant's scaling to a spec file: bounds, its policies, no others.
 
     The file: {variant?, min_capacity, max_capacity, policies: [{name, target_value,
     metric?, statistic?, scale_out_cooldown?, scale_in_cooldown?, disable_scale_in?}]}.
+    The whole spec is checked first (the endpoint, the variant, each policy's metric), so
+    a bad one changes nothing.
     """
     spec = load_spec(file)
+    with client() as api:
+        checked = api.post(
+            f"/api/v1/endpoints/{path_segment(endpoint)}/scaling/check",
+            spec.model_dump(mode="json"),
+        )
+    if dry_run:
+        if as_json:
+            print_json(checked)
+            return
+        console.print(
+            f"{file.name} would apply to {checked['resource_id']}: {spec.min_capacity}.."
+            f"{spec.max_capacity} instances, {len(spec.policies)} polic"
+            f"{'y' if len(spec.policies) == 1 else 'ies'}. Nothing was changed."
+        )
+        return
     scaling = _scaling()
     key = target_key(endpoint, spec.variant)
     scaling.register_scalable_target(**spec.register_request(endpoint))

@@ -124,6 +124,16 @@ def _policy_alarms(policy: TargetTrackingConfig, alarms: list[AlarmStatus]) -> l
 # --- what a spec would have done ----------------------------------------------------------------
 
 
+def check_spec(
+    name: str, spec: ScalingSpec, *, endpoints: EndpointService, scaling: ScalingService
+) -> list[TargetTrackingConfig]:
+    """The checks RegisterScalableTarget and PutScalingPolicy would make of ``spec``, with
+    nothing written: ``apply`` runs them first, so a spec is applied whole or not at all."""
+    endpoints.describe(name)  # an unknown endpoint is a 404, not a bad spec
+    scaling.check_variant(name, spec.variant)
+    return [tracking_policy(policy.put_request(name, spec.variant)) for policy in spec.policies]
+
+
 def replay(
     name: str, request: SimulateRequest, *, endpoints: EndpointService, scaling: ScalingService
 ) -> SimulationResult:
@@ -134,14 +144,12 @@ def replay(
     spec's bounds), so its first decisions are the ones the recorded load would have caused.
     """
     spec = request.spec
-    endpoints.describe(name)  # an unknown endpoint is a 404, not a bad spec
-    scaling.check_variant(name, spec.variant)
-    if not spec.policies:
+    policies = check_spec(name, spec, endpoints=endpoints, scaling=scaling)
+    if not policies:
         raise ValidationError(
             "The spec has no policies, so nothing would scale: add at least one under "
             "policies (name and target_value)."
         )
-    policies = [tracking_policy(policy.put_request(name, spec.variant)) for policy in spec.policies]
     samples = endpoints.variant_samples(name, spec.variant, request.since_seconds)
     period = endpoints.settings.endpoint_metrics_period_seconds
     if not samples:

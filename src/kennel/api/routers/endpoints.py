@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse
 from kennel.api._authz import authorize
 from kennel.api._deps import Context
 from kennel.endpoints._scaling_chart import simulation_html, terminal_chart
-from kennel.endpoints._scaling_view import SimulateRequest, replay, scaling_status
+from kennel.endpoints._scaling_spec import ScalingSpec
+from kennel.endpoints._scaling_view import SimulateRequest, check_spec, replay, scaling_status
 from kennel.endpoints._spec import EndpointConfigSpec, EndpointSpec, UpdateEndpointSpec
 
 router = APIRouter(prefix="/api/v1", tags=["endpoints"])
@@ -101,6 +102,22 @@ def endpoint_scaling(name: str, ctx: Context) -> dict[str, Any]:
     return scaling_status(
         name, endpoints=ctx.endpoints, scaling=ctx.scaling, autoscaler=ctx.autoscaler
     )
+
+
+@router.post(
+    "/endpoints/{name}/scaling/check",
+    # Nothing is written: the checks are those of the writes, made by a reader.
+    dependencies=[authorize("application-autoscaling:DescribeScalableTargets", path="name")],
+)
+def check_endpoint_scaling(name: str, spec: ScalingSpec, ctx: Context) -> dict[str, Any]:
+    """Whether ``spec`` would apply to the endpoint as it is (400 saying why not)."""
+    policies = check_spec(name, spec, endpoints=ctx.endpoints, scaling=ctx.scaling)
+    return {
+        "resource_id": spec.resource_id(name),
+        "min_capacity": spec.min_capacity,
+        "max_capacity": spec.max_capacity,
+        "policies": [{"name": p.policy_name, "metric": p.metric} for p in policies],
+    }
 
 
 @router.post(
