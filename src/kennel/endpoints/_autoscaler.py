@@ -28,7 +28,7 @@ from typing import Any
 from kennel._errors import KennelError
 from kennel._settings import Settings
 from kennel.endpoints._autoscaling import AlarmStatus, Clock, Decision, ScalingTargetState
-from kennel.endpoints._scaling import ScalingService, TargetInfo
+from kennel.endpoints._scaling import ScalingService, ScheduledActionInfo, TargetInfo
 from kennel.endpoints._service import DeploymentError, EndpointService
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Autoscaler:
         self._busy: dict[str, threading.Thread] = {}
         self._woken: set[str] = set()
         self._scheduled_since = datetime.now(UTC)
+        self._scheduled: list[ScheduledActionInfo] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -120,7 +121,7 @@ class Autoscaler:
         """Apply the bounds of scheduled actions that came due since the last period."""
         since, now = self._scheduled_since, datetime.now(UTC)
         self._scheduled_since = now
-        for action in self.scaling.scheduled_actions():
+        for action in self._scheduled:
             due = action.next_run(since)
             if due is None or due > now:
                 continue
@@ -257,6 +258,7 @@ class Autoscaler:
         if generation == self._generation:
             return
         targets = {t.resource_id: t for t in self.scaling.targets()}
+        self._scheduled = self.scaling.scheduled_actions()
         for resource, target in targets.items():
             state = self._states.get(resource)
             if state is None:

@@ -153,6 +153,10 @@ def test_a_step_load_scales_out_to_three_and_back_to_one_without_failures(
         "Setting desired instance count to 1.",
     ]
     assert all("AlarmLow" in a["Cause"] for a in ins)
+    # The instances' own metrics were published too (policies may track them).
+    series = api.get(f"/api/v1/endpoints/{endpoint}/metrics")["variants"]["AllTraffic"]
+    assert 0 < max(p["value"] for p in series["CPUUtilization"]) <= 100 * 2 * 3
+    assert 0 < max(p["value"] for p in series["MemoryUtilization"]) < 100
 
 
 def test_at_zero_instances_the_first_request_is_held_and_answered(

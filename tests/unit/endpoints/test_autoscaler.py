@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from kennel._errors import ConflictError
 from kennel.endpoints._autoscaler import Autoscaler
 from kennel.endpoints._autoscaling import TargetTrackingConfig
-from kennel.endpoints._scaling import TargetInfo
+from kennel.endpoints._scaling import ScheduledActionInfo, TargetInfo
 
 RESOURCE = "endpoint/e/variant/AllTraffic"
 
@@ -53,8 +54,15 @@ class FakeScaling:
     def targets(self) -> list[TargetInfo]:
         return [self.target] if self.target is not None else []
 
-    def scheduled_actions(self) -> list[Any]:
-        return []
+    scheduled: list[ScheduledActionInfo] = field(default_factory=list)
+    registered: list[dict[str, Any]] = field(default_factory=list)
+
+    def scheduled_actions(self) -> list[ScheduledActionInfo]:
+        return self.scheduled
+
+    def register_scalable_target(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.registered.append(request)
+        return {}
 
     def start_activity(self, resource_id: str, **fields: Any) -> str:
         self.activities.append({"id": str(len(self.activities)), "status": "InProgress", **fields})
@@ -199,3 +207,37 @@ def test_without_a_target_nothing_wakes() -> None:
     assert endpoints.on_empty("e", "AllTraffic") is False
     scaler.stop()
     assert endpoints.on_empty is None and endpoints.period_listeners == []
+
+
+def test_a_scheduled_action_sets_the_bounds_once_when_due() -> None:
+    endpoints, scaling = FakeEndpoints(), FakeScaling(_target())
+    scaler, clock = _scaler(endpoints, scaling)
+    now = datetime.now(UTC)
+    scaling.scheduled = [
+        ScheduledActionInfo(
+            name="evening",
+            resource_id=RESOURCE,
+            schedule=f"at({now:%Y-%m-%dT%H:%M:%S})",
+            run_at=now,
+            every=None,
+            start_time=None,
+            end_time=None,
+            min_capacity=2,
+            max_capacity=None,
+            created_at=now,
+        )
+    ]
+    scaling.generation += 1  # as a PutScheduledAction would
+    _periods(scaler, clock, 0.5, 3)
+    assert scaling.registered == [
+        {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": RESOURCE,
+            "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            "MinCapacity": 2,
+        }
+    ]
+    (activity,) = scaling.activities
+    assert activity["description"] == "Setting min capacity to 2."
+    assert activity["cause"] == "scheduled action name evening was triggered"
+    assert activity["status"] == "Successful"
