@@ -7,7 +7,6 @@ tests/integration/endpoints/test_autoscaling_api.py).
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,24 +66,13 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "k.db"
-    template = Database(f"sqlite:///{path}")
-    template.upgrade()
-    template.engine.dispose()
-    return path
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def scaling(tmp_path: Path, migrated: Path, clock: Clock) -> ScalingService:
-    shutil.copyfile(migrated, tmp_path / "k.db")
-    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+def scaling(tmp_path: Path, db: Database, clock: Clock) -> ScalingService:
     settings = Settings(home=tmp_path / "home")
     return ScalingService(
         db, FakeEndpoints(), settings, account_id=ACCOUNT, region=REGION, clock=clock

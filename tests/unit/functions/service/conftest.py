@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,6 @@ from kennel.functions._spec import CreateFunctionSpec
 from kennel.iam._keys import SecretBox
 from kennel.iam._service import IamService
 from kennel.store import ArtifactStore, Database
-
-
-@pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "k.db"
-    template = Database(f"sqlite:///{path}")
-    template.upgrade()
-    template.engine.dispose()
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path, migrated: Path) -> Database:
-    shutil.copyfile(migrated, tmp_path / "k.db")
-    return Database(f"sqlite:///{tmp_path / 'k.db'}")
 
 
 @pytest.fixture

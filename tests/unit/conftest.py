@@ -1,4 +1,4 @@
-"""A real, migrated SQLite database per test, copied from one migrated once per module."""
+"""A real, migrated SQLite database per test, copied from one migrated once per session."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from kennel.store import Database
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database file, copied for each test (migrating takes ~0.1 s)."""
     path = tmp_path_factory.mktemp("template") / "k.db"
