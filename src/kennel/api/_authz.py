@@ -9,6 +9,7 @@ routes and fails on any without one of these.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -51,6 +52,26 @@ async def authorize_now(
         resource,
         request_facts(scope),
         extra_context=extra_context,
+    )
+
+
+async def authorize_hot(
+    ctx: ServerContext,
+    scope: dict[str, Any] | Any,
+    full_action: str,
+    resource: str,
+    extra_context: dict[str, Any] | None = None,
+) -> Outcome:
+    """Authorize on a hot path (InvokeEndpoint, Invoke): the principal comes from the
+    authorizer's cache, read in a thread only on a miss, and the decision is made on the
+    event loop. Raises the KennelError of a principal that cannot be found."""
+    authorizer = ctx.authorizer
+    key = scope["state"]["identity"].access_key_id
+    principal = authorizer.cached(key)
+    if principal is None:
+        principal = await asyncio.to_thread(authorizer.principal, key)
+    return authorizer.check(
+        principal, full_action, resource, request_facts(scope), extra_context=extra_context
     )
 
 

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from kennel._errors import KennelError
 from kennel.api._auth import Message, Receive, Scope, Send
-from kennel.api._authz import request_facts
+from kennel.api._authz import authorize_hot
 from kennel.api._context import ServerContext
 from kennel.endpoints._routing import Backend, EndpointRoute, VariantRoute
 from kennel.endpoints._upstream import UpstreamError, UpstreamTimeout
@@ -137,16 +137,11 @@ class DataPlane:
 
     async def _authorize(self, scope: Scope, name: str) -> None:
         """sagemaker:InvokeEndpoint on the endpoint's ARN, before anything else is looked at."""
-        authorizer = self.ctx.authorizer
-        key = scope["state"]["identity"].access_key_id
-        principal = authorizer.cached(key)
-        if principal is None:
-            try:
-                principal = await asyncio.to_thread(authorizer.principal, key)
-            except KennelError as error:
-                raise InvokeError(error.status, error.aws_code, error.message) from error
         resource = self.arn_prefix + name.lower()
-        outcome = authorizer.check(principal, INVOKE_ACTION, resource, request_facts(scope))
+        try:
+            outcome = await authorize_hot(self.ctx, scope, INVOKE_ACTION, resource)
+        except KennelError as error:
+            raise InvokeError(error.status, error.aws_code, error.message) from error
         if not outcome.allowed:
             raise InvokeError(403, "AccessDeniedException", outcome.message)
 

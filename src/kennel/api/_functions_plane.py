@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, unquote
 
 from kennel._errors import KennelError
 from kennel.api._auth import Receive, Scope, Send
-from kennel.api._authz import request_facts
+from kennel.api._authz import authorize_hot, request_facts
 from kennel.api._context import ServerContext
 from kennel.functions._dispatch import Outcome, SpawnFailed, Throttled
 from kennel.iam._policy import AuthzRequest, evaluate
@@ -188,17 +188,10 @@ class FunctionsPlane:
     async def _authorize(
         self, scope: Scope, action: str, resource: str, extra: dict[str, Any] | None = None
     ) -> None:
-        authorizer = self.ctx.authorizer
-        key = scope["state"]["identity"].access_key_id
-        principal = authorizer.cached(key)
-        if principal is None:
-            try:
-                principal = await asyncio.to_thread(authorizer.principal, key)
-            except KennelError as error:
-                raise LambdaError(error.status, error.aws_code, error.message) from error
-        outcome = authorizer.check(
-            principal, action, resource, request_facts(scope), extra_context=extra
-        )
+        try:
+            outcome = await authorize_hot(self.ctx, scope, action, resource, extra)
+        except KennelError as error:
+            raise LambdaError(error.status, error.aws_code, error.message) from error
         if not outcome.allowed:
             raise LambdaError(
                 403,

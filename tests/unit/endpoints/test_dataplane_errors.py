@@ -18,7 +18,7 @@ class _AllowAll:
     def cached(self, key: str) -> Any:
         return SimpleNamespace(arn="arn:aws:iam::123456789012:user/admin")
 
-    def check(self, *_: Any) -> Any:
+    def check(self, *_: Any, **__: Any) -> Any:
         return SimpleNamespace(allowed=True)
 
 
