@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from kennel._errors import KennelError
 
@@ -37,3 +39,40 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+def plain(value: Any) -> Any:
+    """boto3's answer as JSON-ready data (datetimes as ISO 8601 text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def when(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, datetime):  # boto3's are aware (local time): show UTC like the API
+        moment = value.astimezone(UTC) if value.tzinfo is not None else value
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)[:19].replace("T", " ")
+
+
+def fold_table(*columns: str) -> Table:
+    """A table whose cells fold long words (ARNs) instead of cutting them."""
+    table = Table(*columns)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def kv_table() -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    return table

@@ -31,9 +31,9 @@ from rich.table import Table
 
 from kennel._client import path_segment
 from kennel._errors import KennelError, ValidationError
+from kennel.cli._aws import AwsClient, aws_client, parse_duration
 from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, human_bytes, print_error, print_json
-from kennel.cli.iam import AwsClient, aws_client, parse_duration
 
 app = typer.Typer(
     help="Functions (Lambda-compatible): code, versions, aliases, concurrency, URLs, invoke, logs.",
@@ -161,7 +161,7 @@ def _qualified(qualifier: str | None) -> dict[str, str]:
 # Output helpers ---------------------------------------------------------------------------
 
 
-def _when(value: Any) -> str:
+def when(value: Any) -> str:
     """Lambda's times (``2024-05-01T12:00:00.000+0000``, ISO text or epoch) as UTC text."""
     if value is None or value == "":
         return "-"
@@ -173,14 +173,14 @@ def _when(value: Any) -> str:
     return str(value)[:19].replace("T", " ")
 
 
-def _table(*columns: str) -> Table:
+def fold_table(*columns: str) -> Table:
     table = Table(*columns)
     for column in table.columns:
         column.overflow = "fold"
     return table
 
 
-def _kv_table() -> Table:
+def kv_table() -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -358,7 +358,7 @@ def list_functions(as_json: JsonOption = False) -> None:
     if not functions:
         console.print("No functions yet. Create one: kennel functions create NAME --code DIR ...")
         return
-    table = _table("name", "runtime", "handler", "memory", "timeout", "modified", "description")
+    table = fold_table("name", "runtime", "handler", "memory", "timeout", "modified", "description")
     for fn in functions:
         table.add_row(
             fn["FunctionName"],
@@ -366,7 +366,7 @@ def list_functions(as_json: JsonOption = False) -> None:
             fn.get("Handler", "-"),
             f"{fn['MemorySize']} MB",
             f"{fn['Timeout']} s",
-            _when(fn.get("LastModified")),
+            when(fn.get("LastModified")),
             escape(fn.get("Description") or ""),
         )
     console.print(table)
@@ -443,7 +443,7 @@ def describe(name: str, qualifier: QualifierOption = None, as_json: JsonOption =
         print_json(info)
         return
     config = info["Configuration"]
-    table = _kv_table()
+    table = kv_table()
     table.add_row("name", config["FunctionName"])
     table.add_row("arn", config["FunctionArn"])
     table.add_row("version", config["Version"])
@@ -462,7 +462,7 @@ def describe(name: str, qualifier: QualifierOption = None, as_json: JsonOption =
     table.add_row(
         "code",
         f"{human_bytes(config['CodeSize'])}, sha256 {config['CodeSha256']}, "
-        f"modified {_when(config.get('LastModified'))} UTC",
+        f"modified {when(config.get('LastModified'))} UTC",
     )
     variables = (config.get("Environment") or {}).get("Variables") or {}
     table.add_row(
@@ -599,7 +599,7 @@ def versions(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(found)
         return
-    table = _table("version", "aliases", "sha256", "size", "modified", "description")
+    table = fold_table("version", "aliases", "sha256", "size", "modified", "description")
     for v in found:
         pointing = [a["Name"] for a in aliases if a["FunctionVersion"] == v["Version"]]
         table.add_row(
@@ -607,7 +607,7 @@ def versions(name: str, as_json: JsonOption = False) -> None:
             ", ".join(pointing) or "-",
             v["CodeSha256"],
             human_bytes(v["CodeSize"]),
-            _when(v.get("LastModified")),
+            when(v.get("LastModified")),
             escape(v.get("Description") or ""),
         )
     console.print(table)
@@ -672,7 +672,7 @@ def list_aliases(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(aliases)
         return
-    table = _table("alias", "version", "routing", "description", "arn")
+    table = fold_table("alias", "version", "routing", "description", "arn")
     for a in aliases:
         weights = (a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         table.add_row(
@@ -933,17 +933,17 @@ def events(
         which = f"{status.value} " if status else ""
         console.print(f"No {which}asynchronous invocations of {escape(name)}.")
         return
-    table = _table("queued", "status", "attempts", "version", "finished", "error / payload")
+    table = fold_table("queued", "status", "attempts", "version", "finished", "error / payload")
     for e in found:
         detail = _error_text(e.get("last_error")) or e.get("payload") or ""
         if len(detail) > 400:
             detail = detail[:400] + "..."
         table.add_row(
-            _when(e["created_at"]),
+            when(e["created_at"]),
             _status_text(e["status"]),
             str(e["attempts"]),
             e.get("executed_version") or e.get("qualifier") or "-",
-            _when(e.get("finished_at")),
+            when(e.get("finished_at")),
             escape(detail),
         )
     console.print(table)
@@ -979,7 +979,7 @@ def metrics(
     if not series:
         console.print(f"No metrics for {escape(name)} in the last {since}.")
         return
-    table = _table("metric", "total", "average", "max", "last")
+    table = fold_table("metric", "total", "average", "max", "last")
     table.title = f"{name}, last {since} ({answer['period_seconds']:g} s periods)"
     for metric in sorted(series):
         values = [point["value"] for point in series[metric]]
@@ -1144,7 +1144,7 @@ def get_provisioned(
     if not rows:
         console.print(f"{escape(name)} has no provisioned concurrency.")
         return
-    table = _table("qualifier", "allocated", "requested", "status", "reason", "modified")
+    table = fold_table("qualifier", "allocated", "requested", "status", "reason", "modified")
     for where, c in rows:
         table.add_row(
             escape(where),
@@ -1152,7 +1152,7 @@ def get_provisioned(
             str(c["RequestedProvisionedConcurrentExecutions"]),
             _status_text(c["Status"]),
             escape(c.get("StatusReason") or ""),
-            _when(c.get("LastModified")),
+            when(c.get("LastModified")),
         )
     console.print(table)
 
@@ -1185,14 +1185,14 @@ def _show_url(config: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(config)
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("url", config["FunctionUrl"])
     table.add_row("auth type", config["AuthType"])
     table.add_row("function", config["FunctionArn"])
     cors = config.get("Cors") or {}
     shown = "\n".join(_cors_text(k, v) for k, v in sorted(cors.items()))
     table.add_row("cors", escape(shown) or "none")
-    table.add_row("created", _when(config.get("CreationTime")) + " UTC")
+    table.add_row("created", when(config.get("CreationTime")) + " UTC")
     console.print(table)
 
 
@@ -1321,7 +1321,7 @@ def policy(name: str, qualifier: QualifierOption = None, as_json: JsonOption = F
     if as_json:
         print_json(document)
         return
-    table = _table("sid", "effect", "principal", "action", "condition")
+    table = fold_table("sid", "effect", "principal", "action", "condition")
     for s in document.get("Statement") or []:
         principal_ = s.get("Principal")
         table.add_row(

@@ -15,34 +15,23 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
-import botocore.exceptions
-import botocore.session
 import typer
-from botocore.parsers import ResponseParserError
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from kennel._client import _profile_endpoint
 from kennel._errors import (
-    KennelError,
     NotFoundError,
-    ServiceUnavailableError,
-    UnrecognizedClientError,
     ValidationError,
-    error_from_response,
 )
-from kennel._settings import Settings
-from kennel.cli._common import JsonOption, client, pairs, settings
-from kennel.cli._output import console, err_console, print_json
+from kennel.cli._aws import AwsClient, aws_client, parse_duration
+from kennel.cli._common import JsonOption, client, pairs
+from kennel.cli._output import console, err_console, fold_table, kv_table, plain, print_json, when
 
 app = typer.Typer(
     help="IAM: users, keys, groups, roles, policies, MFA, STS, and why a call was allowed.",
@@ -67,12 +56,9 @@ app.add_typer(mfa_app, name="mfa")
 
 IAM_API = "/api/v1/iam"
 POLICY_VERSION = "2012-10-17"
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 _SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 _BASE32 = re.compile(r"[A-Z2-7]+=*")
-_HINTED = re.compile(r"(.*\S) \(([^()]+)\)", re.DOTALL)
 
 
 class Scope(StrEnum):
@@ -85,161 +71,6 @@ class Severity(StrEnum):
     high = "high"
     medium = "medium"
     low = "low"
-
-
-# Durations ------------------------------------------------------------------------------
-
-
-def parse_duration(text: str, option: str = "--since") -> float:
-    """``30s``, ``15m``, ``1h``, ``7d``, ``90d`` as seconds; anything else is refused."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ValidationError(
-            f"{option} {text!r} is not a duration.",
-            hint="Give a positive whole number and a unit: 30s, 15m, 1h, 7d or 90d.",
-        )
-    return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-# boto3 against the kennel server ------------------------------------------------------------
-
-
-class AwsClient:
-    """A boto3 client whose errors come out as KennelErrors (rendered like every other)."""
-
-    def __init__(self, raw: Any, endpoint_url: str) -> None:
-        self.raw = raw
-        self.endpoint_url = endpoint_url
-
-    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
-        method = getattr(self.raw, name)
-
-        def call(**kwargs: Any) -> dict[str, Any]:
-            with aws_errors(self.endpoint_url):
-                result: dict[str, Any] = method(**kwargs)
-            result.pop("ResponseMetadata", None)
-            return result
-
-        return call
-
-
-def aws_client(service: str, *, cfg: Settings | None = None, raw_blobs: bool = False) -> AwsClient:
-    """A boto3 ``service`` client with the profile, endpoint and region the CLI uses.
-
-    Resolved exactly as :meth:`kennel._client.KennelClient.from_settings` does. With
-    ``raw_blobs`` binary fields come back as the text the server sent (not base64-decoded).
-    """
-    import boto3
-    from botocore.config import Config
-
-    cfg = cfg or settings()
-    core = botocore.session.Session(profile=cfg.profile)
-    try:
-        creds = core.get_credentials()
-    except botocore.exceptions.ProfileNotFound:
-        creds = None
-    if creds is None:
-        raise UnrecognizedClientError(
-            f"No credentials found for AWS profile {cfg.profile!r}.",
-            hint="Start the server once (`kennel server --background`): its first start "
-            "writes the profile. Or set KENNEL_PROFILE to a profile that has a kennel key.",
-        )
-    endpoint = (cfg.endpoint_url or _profile_endpoint(core) or cfg.resolved_endpoint_url).rstrip(
-        "/"
-    )
-    region = core.get_config_variable("region") or cfg.region
-    if raw_blobs:
-        core.get_component("response_parser_factory").set_parser_defaults(
-            blob_parser=lambda value: value
-        )
-    session = boto3.Session(botocore_session=core)
-    raw = session.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=region,
-        config=Config(connect_timeout=5, read_timeout=600, retries={"total_max_attempts": 1}),
-    )
-    return AwsClient(raw, endpoint)
-
-
-@contextmanager
-def aws_errors(endpoint_url: str) -> Iterator[None]:
-    """botocore's errors as kennel's: same AWS code, message and HTTP status."""
-    try:
-        yield
-    except botocore.exceptions.ClientError as exc:
-        raise client_error(exc) from exc
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise ServiceUnavailableError(
-            f"No kennel server answers at {endpoint_url}.",
-            hint="Start it with `kennel server --background` (or set KENNEL_ENDPOINT_URL).",
-        ) from exc
-    except botocore.exceptions.ParamValidationError as exc:
-        raise ValidationError(" ".join(str(exc).split())) from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise UnrecognizedClientError(str(exc)) from exc
-    except (botocore.exceptions.HTTPClientError, ResponseParserError) as exc:
-        raise ServiceUnavailableError(
-            f"The request to {endpoint_url} failed: {exc}",
-            hint="Check the server log (logs/server.log in the kennel home).",
-        ) from exc
-
-
-def client_error(exc: botocore.exceptions.ClientError) -> KennelError:
-    response: dict[str, Any] = dict(exc.response)
-    error = response.get("Error") or {}
-    meta = response.get("ResponseMetadata") or {}
-    status = int(meta.get("HTTPStatusCode") or 500)
-    err = error_from_response(
-        status,
-        {"__type": error.get("Code") or "InternalFailure", "message": error.get("Message") or ""},
-    )
-    hinted = _HINTED.fullmatch(err.message)
-    if hinted and ("`" in hinted.group(2) or "kennel" in hinted.group(2)):
-        # The Query protocol has no hint field: kennel sends "message (hint)".
-        err.message, err.hint = hinted.group(1), hinted.group(2)
-    request_id = meta.get("RequestId")
-    denied = err.aws_code in ("AccessDenied", "AccessDeniedException")
-    if status == 403 and denied and request_id and not err.hint:
-        err.hint = f"Run `kennel iam explain {request_id}` to see what decided it."
-    return err
-
-
-def _plain(value: Any) -> Any:
-    """boto3's answer as JSON-ready data (datetimes as ISO 8601 text)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _when(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, datetime):  # boto3's are aware (local time): show UTC like the API
-        moment = value.astimezone(UTC) if value.tzinfo is not None else value
-        return moment.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)[:19].replace("T", " ")
-
-
-def _table(*columns: str) -> Table:
-    """A table whose cells fold long words (ARNs) instead of cutting them."""
-    table = Table(*columns)
-    for column in table.columns:
-        column.overflow = "fold"
-    return table
-
-
-def _kv_table() -> Table:
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    return table
 
 
 def _json_text(document: Any) -> str:
@@ -330,7 +161,7 @@ def create_user(
     iam = aws_client("iam")
     user = iam.create_user(UserName=name, **({"Path": path} if path else {}))["User"]
     if as_json:
-        print_json(_plain(user))
+        print_json(plain(user))
         return
     console.print(f"Created user {name}: {user['Arn']}", soft_wrap=True, highlight=False)
     console.print(
@@ -346,15 +177,15 @@ def list_users(as_json: JsonOption = False) -> None:
     """List users."""
     users = aws_client("iam").list_users()["Users"]
     if as_json:
-        print_json(_plain(users))
+        print_json(plain(users))
         return
-    table = _table("name", "arn", "id", "created")
+    table = fold_table("name", "arn", "id", "created")
     for u in users:
         table.add_row(
             u["UserName"],
             u["Arn"],
             u["UserId"],
-            _when(u["CreateDate"]),
+            when(u["CreateDate"]),
         )
     console.print(table)
 
@@ -385,14 +216,14 @@ def describe_user(name: str, as_json: JsonOption = False) -> None:
     """Show a user: policies (attached and inline), groups, access keys and MFA devices."""
     info = _user_details(aws_client("iam"), name)
     if as_json:
-        print_json(_plain(info))
+        print_json(plain(info))
         return
     user = info["User"]
-    table = _kv_table()
+    table = kv_table()
     table.add_row("name", user["UserName"])
     table.add_row("arn", user["Arn"])
     table.add_row("id", user["UserId"])
-    table.add_row("created", _when(user["CreateDate"]))
+    table.add_row("created", when(user["CreateDate"]))
     boundary = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     if boundary:
         table.add_row("boundary", boundary)
@@ -400,8 +231,8 @@ def describe_user(name: str, as_json: JsonOption = False) -> None:
     table.add_row("attached", "\n".join(p["PolicyArn"] for p in info["AttachedPolicies"]) or "-")
     table.add_row("inline", ", ".join(info["InlinePolicies"]) or "-")
     keys = [
-        f"{k['AccessKeyId']}  {k['Status']}  created {_when(k['CreateDate'])}"
-        f"  last used {_when(k['LastUsed'].get('LastUsedDate'))}"
+        f"{k['AccessKeyId']}  {k['Status']}  created {when(k['CreateDate'])}"
+        f"  last used {when(k['LastUsed'].get('LastUsedDate'))}"
         for k in info["AccessKeys"]
     ]
     table.add_row("access keys", "\n".join(keys) or "-")
@@ -462,9 +293,9 @@ def create_key(user: str, as_json: JsonOption = False) -> None:
         soft_wrap=True,
     )
     if as_json:
-        print_json(_plain(key))
+        print_json(plain(key))
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("user", key["UserName"])
     table.add_row("access key id", key["AccessKeyId"])
     table.add_row("secret access key", key["SecretAccessKey"])
@@ -482,19 +313,19 @@ def list_keys(user: str, as_json: JsonOption = False) -> None:
             "AccessKeyLastUsed"
         ]
     if as_json:
-        print_json(_plain(keys))
+        print_json(plain(keys))
         return
     if not keys:
         console.print(f"{user} has no access keys. Create one with: kennel iam keys create {user}")
         return
-    table = _table("access key id", "status", "created", "last used", "service")
+    table = fold_table("access key id", "status", "created", "last used", "service")
     for k in keys:
         status = k["Status"] if k["Status"] == "Active" else f"[dim]{k['Status']}[/]"
         table.add_row(
             k["AccessKeyId"],
             status,
-            _when(k["CreateDate"]),
-            _when(k["LastUsed"].get("LastUsedDate")),
+            when(k["CreateDate"]),
+            when(k["LastUsed"].get("LastUsedDate")),
             k["LastUsed"].get("ServiceName") or "-",
         )
     console.print(table)
@@ -538,7 +369,7 @@ def create_group(
         "Group"
     ]
     if as_json:
-        print_json(_plain(group))
+        print_json(plain(group))
         return
     console.print(f"Created group {name}: {group['Arn']}", soft_wrap=True, highlight=False)
 
@@ -548,11 +379,11 @@ def list_groups(as_json: JsonOption = False) -> None:
     """List groups."""
     groups = aws_client("iam").list_groups()["Groups"]
     if as_json:
-        print_json(_plain(groups))
+        print_json(plain(groups))
         return
-    table = _table("name", "arn", "created")
+    table = fold_table("name", "arn", "created")
     for g in groups:
-        table.add_row(g["GroupName"], g["Arn"], _when(g["CreateDate"]))
+        table.add_row(g["GroupName"], g["Arn"], when(g["CreateDate"]))
     console.print(table)
 
 
@@ -565,9 +396,9 @@ def describe_group(name: str, as_json: JsonOption = False) -> None:
     info["InlinePolicies"] = iam.list_group_policies(GroupName=name)["PolicyNames"]
     info.pop("IsTruncated", None)
     if as_json:
-        print_json(_plain(info))
+        print_json(plain(info))
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("name", info["Group"]["GroupName"])
     table.add_row("arn", info["Group"]["Arn"])
     table.add_row("users", ", ".join(u["UserName"] for u in info["Users"]) or "-")
@@ -708,7 +539,7 @@ def create_role(
         **extra,
     )["Role"]
     if as_json:
-        print_json(_plain(role))
+        print_json(plain(role))
         return
     console.print(f"Created role {name}: {role['Arn']}", soft_wrap=True, highlight=False)
     console.print(
@@ -723,16 +554,16 @@ def list_roles(as_json: JsonOption = False) -> None:
     """List roles and who may assume them."""
     roles = aws_client("iam").list_roles()["Roles"]
     if as_json:
-        print_json(_plain(roles))
+        print_json(plain(roles))
         return
-    table = _table("name", "arn", "trusted by", "created", "last used")
+    table = fold_table("name", "arn", "trusted by", "created", "last used")
     for r in roles:
         table.add_row(
             r["RoleName"],
             r["Arn"],
             _trusted(r.get("AssumeRolePolicyDocument")),
-            _when(r["CreateDate"]),
-            _when((r.get("RoleLastUsed") or {}).get("LastUsedDate")),
+            when(r["CreateDate"]),
+            when((r.get("RoleLastUsed") or {}).get("LastUsedDate")),
         )
     console.print(table)
 
@@ -749,14 +580,14 @@ def describe_role(name: str, as_json: JsonOption = False) -> None:
         for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
     }
     if as_json:
-        print_json(_plain({"Role": role, "AttachedPolicies": attached, "InlinePolicies": inline}))
+        print_json(plain({"Role": role, "AttachedPolicies": attached, "InlinePolicies": inline}))
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("name", role["RoleName"])
     table.add_row("arn", role["Arn"])
     if role.get("Description"):
         table.add_row("description", role["Description"])
-    table.add_row("created", _when(role["CreateDate"]))
+    table.add_row("created", when(role["CreateDate"]))
     table.add_row("max session", f"{role.get('MaxSessionDuration', 3600)} s")
     table.add_row("trusted by", _trusted(role["AssumeRolePolicyDocument"]))
     table.add_row("attached", "\n".join(p["PolicyArn"] for p in attached) or "-")
@@ -766,7 +597,7 @@ def describe_role(name: str, as_json: JsonOption = False) -> None:
     last = role.get("RoleLastUsed") or {}
     table.add_row(
         "last used",
-        f"{_when(last['LastUsedDate'])} ({last.get('Region', '-')})"
+        f"{when(last['LastUsedDate'])} ({last.get('Region', '-')})"
         if last.get("LastUsedDate")
         else "never",
     )
@@ -817,7 +648,7 @@ def create_policy(
         **({"Path": path} if path else {}),
     )["Policy"]
     if as_json:
-        print_json(_plain(policy))
+        print_json(plain(policy))
         return
     console.print(f"Created policy {name}: {policy['Arn']}", soft_wrap=True, highlight=False)
 
@@ -836,9 +667,9 @@ def list_policies(
     wanted = {"all": "All", "aws": "AWS", "local": "Local"}[scope.value]
     policies = aws_client("iam").list_policies(Scope=wanted, OnlyAttached=attached)["Policies"]
     if as_json:
-        print_json(_plain(policies))
+        print_json(plain(policies))
         return
-    table = _table("name", "arn", "kind", "attached", "version")
+    table = fold_table("name", "arn", "kind", "attached", "version")
     for p in policies:
         builtin = p["Arn"].startswith("arn:aws:iam::aws:")
         table.add_row(
@@ -865,7 +696,7 @@ def describe_policy(policy: str, as_json: JsonOption = False) -> None:
     roles = [e["RoleName"] for e in entities.get("PolicyRoles", [])]
     if as_json:
         print_json(
-            _plain(
+            plain(
                 {
                     "Policy": info,
                     "Document": document,
@@ -874,13 +705,13 @@ def describe_policy(policy: str, as_json: JsonOption = False) -> None:
             )
         )
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("name", info["PolicyName"])
     table.add_row("arn", info["Arn"])
     if info.get("Description"):
         table.add_row("description", info["Description"])
     table.add_row("version", info["DefaultVersionId"])
-    table.add_row("updated", _when(info.get("UpdateDate")))
+    table.add_row("updated", when(info.get("UpdateDate")))
     attached = [f"user/{u}" for u in users] + [f"group/{g}" for g in groups]
     attached += [f"role/{r}" for r in roles]
     table.add_row("attached to", ", ".join(attached) or "-")
@@ -1019,7 +850,7 @@ def create_mfa(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"SerialNumber": serial, "Base32StringSeed": seed, "OtpauthUri": uri})
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("serial", serial)
     table.add_row("seed", seed)
     table.add_row("uri", uri)
@@ -1046,14 +877,14 @@ def list_mfa(as_json: JsonOption = False) -> None:
     """List virtual MFA devices and whom each is assigned to."""
     devices = aws_client("iam").list_virtual_mfa_devices()["VirtualMFADevices"]
     if as_json:
-        print_json(_plain(devices))
+        print_json(plain(devices))
         return
-    table = _table("serial", "user", "enabled")
+    table = fold_table("serial", "user", "enabled")
     for d in devices:
         table.add_row(
             d["SerialNumber"],
             (d.get("User") or {}).get("UserName", "-"),
-            _when(d.get("EnableDate")),
+            when(d.get("EnableDate")),
         )
     console.print(table)
 
@@ -1086,7 +917,7 @@ def assume_role(
     )
     creds = answer["Credentials"]
     if as_json:
-        print_json(_plain(answer))
+        print_json(plain(answer))
         return
     for name, key in (
         ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
@@ -1096,7 +927,7 @@ def assume_role(
         sys.stdout.write(f"export {name}={shlex.quote(str(creds[key]))}\n")
     assumed = (answer.get("AssumedRoleUser") or {}).get("Arn", arn)
     err_console.print(
-        f"Session {assumed} until {_when(creds.get('Expiration'))} UTC.",
+        f"Session {assumed} until {when(creds.get('Expiration'))} UTC.",
         soft_wrap=True,
         highlight=False,
     )
@@ -1107,9 +938,9 @@ def whoami(as_json: JsonOption = False) -> None:
     """Who the CLI's credentials are (sts get-caller-identity)."""
     me = aws_client("sts").get_caller_identity()
     if as_json:
-        print_json(_plain(me))
+        print_json(plain(me))
         return
-    table = _kv_table()
+    table = kv_table()
     table.add_row("arn", me["Arn"])
     table.add_row("account", me["Account"])
     table.add_row("user id", me["UserId"])
@@ -1168,7 +999,7 @@ def simulate(
     if as_json:
         print_json(results)
         return
-    table = _table("action", "resource", "decision", "deciding statement")
+    table = fold_table("action", "resource", "decision", "deciding statement")
     for r in results:
         table.add_row(
             r["action"],
@@ -1243,10 +1074,10 @@ def _advice(d: dict[str, Any]) -> list[str]:
 
 
 def _show_decision(d: dict[str, Any]) -> None:
-    table = _kv_table()
+    table = kv_table()
     table.add_row("request", d.get("request_id") or "-")
     if d.get("time"):
-        table.add_row("time", _when(d["time"]) + " UTC")
+        table.add_row("time", when(d["time"]) + " UTC")
     table.add_row("principal", d["principal"])
     table.add_row("action", d["action"])
     table.add_row("resource", d["resource"])
@@ -1328,7 +1159,7 @@ def access_log(
     for e in entries:
         decision = "[green]allowed[/]" if e["allowed"] else "[red]denied [/]"
         console.print(
-            f"{_when(e['time'])}  {decision}  {escape(e['principal'])}  {escape(e['action'])}  "
+            f"{when(e['time'])}  {decision}  {escape(e['principal'])}  {escape(e['action'])}  "
             f"{escape(e['resource'])}  [dim]{escape(e['request_id'])}[/]",
             soft_wrap=True,
             highlight=False,
@@ -1412,7 +1243,7 @@ def unused(
     if not found:
         console.print("Every granted permission was used.")
         return
-    table = _table("policy / statement", "unused actions")
+    table = fold_table("policy / statement", "unused actions")
     for u in found:
         where = u.get("sid") or f"#{u['statement_index']}"
         used = "\n[dim]used: " + escape(", ".join(u["used"])) + "[/]" if u["used"] else ""

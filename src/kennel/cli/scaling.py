@@ -25,17 +25,9 @@ from rich.markup import escape
 
 from kennel._client import path_segment
 from kennel._errors import NotFoundError, ValidationError
+from kennel.cli._aws import AwsClient, aws_client, parse_duration
 from kennel.cli._common import JsonOption, client
-from kennel.cli._output import console, print_json
-from kennel.cli.iam import (
-    AwsClient,
-    _kv_table,
-    _plain,
-    _table,
-    _when,
-    aws_client,
-    parse_duration,
-)
+from kennel.cli._output import console, fold_table, kv_table, plain, print_json, when
 from kennel.endpoints._scaling_spec import (
     DEFAULT_COOLDOWN,
     NAMESPACE,
@@ -138,7 +130,7 @@ def put_policy(
         raise _spec_error(error, "Invalid policy") from None
     answer = _scaling().put_scaling_policy(**policy.put_request(endpoint, variant))
     if as_json:
-        print_json(_plain(answer))
+        print_json(plain(answer))
         return
     console.print(f"Policy {name} on {resource_id(endpoint, variant)}: {_tracks(policy)}.")
     console.print(f"  {answer['PolicyARN']}", highlight=False, soft_wrap=True)
@@ -256,7 +248,7 @@ def describe(
         for t in targets
     ]
     if as_json:
-        print_json(_plain(described))
+        print_json(plain(described))
         return
     for entry in described:
         target = entry["ScalableTarget"]
@@ -345,12 +337,12 @@ def activities(
     """Scaling activities of an endpoint's variants, newest first."""
     found = list(_activities(_scaling(), endpoint, variant, max_items))
     if as_json:
-        print_json(_plain(found))
+        print_json(plain(found))
         return
     if not found:
         console.print(f"No scaling activities for {endpoint} yet.")
         return
-    table = _table("start", "status", "description", "cause")
+    table = fold_table("start", "status", "description", "cause")
     for activity in found:
         status = activity["StatusCode"]
         text = f"[{_STATUS_COLOURS.get(status, 'white')}]{status}[/]"
@@ -360,7 +352,7 @@ def activities(
         if not variant:
             description = f"{activity['ResourceId'].rsplit('/', 1)[-1]}: {description}"
         table.add_row(
-            _when(activity["StartTime"]), text, escape(description), escape(activity["Cause"])
+            when(activity["StartTime"]), text, escape(description), escape(activity["Cause"])
         )
     console.print(table)
 
@@ -448,7 +440,7 @@ def _show_target(
     target: dict[str, Any], policies: list[dict[str, Any]], view: dict[str, Any] | None
 ) -> None:
     variant = target["ResourceId"].rsplit("/", 1)[-1]
-    table = _kv_table()
+    table = kv_table()
     table.add_row("resource", target["ResourceId"])
     table.add_row("capacity", f"{target['MinCapacity']}..{target['MaxCapacity']} instances")
     if view is not None and view["desired_instances"] is not None:
@@ -459,7 +451,7 @@ def _show_target(
     suspended = [k for k, v in (target.get("SuspendedState") or {}).items() if v]
     if suspended:
         table.add_row("suspended", ", ".join(suspended))
-    table.add_row("registered", _when(target["CreationTime"]))
+    table.add_row("registered", when(target["CreationTime"]))
     table.add_row("arn", target["ScalableTargetARN"])
     console.print(table)
     if not policies:
@@ -468,7 +460,7 @@ def _show_target(
             f"{target['ResourceId'].split('/')[1]} --variant {variant} --name NAME --target 70"
         )
         return
-    listing = _table("policy", "metric", "target", "out/in cooldown", "scale in")
+    listing = fold_table("policy", "metric", "target", "out/in cooldown", "scale in")
     for policy in policies:
         config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
         listing.add_row(
@@ -494,7 +486,7 @@ def _show_alarms(alarms: list[dict[str, Any]]) -> None:
             "metric period)"
         )
         return
-    table = _table("policy", "alarm", "state", "condition", "recent values (oldest first)")
+    table = fold_table("policy", "alarm", "state", "condition", "recent values (oldest first)")
     for alarm in alarms:
         state = alarm["state"]
         sign = ">" if alarm["comparison"] == "GreaterThanThreshold" else "<"
@@ -519,7 +511,7 @@ def _show_decisions(decisions: list[dict[str, Any]]) -> None:
     """The decisions as the scaling activities they would have been."""
     if not decisions:
         return
-    table = _table("time (UTC)", "description", "cause")
+    table = fold_table("time (UTC)", "description", "cause")
     for decision in decisions:
         moment = datetime.fromtimestamp(decision["time"], UTC)
         table.add_row(
