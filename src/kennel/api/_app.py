@@ -25,6 +25,7 @@ from kennel.api.routers import (
     models,
     status,
     training,
+    tuning,
     uploads,
 )
 
@@ -32,6 +33,7 @@ ROUTERS = (
     status,
     datasets,
     training,
+    tuning,
     uploads,
     models,
     endpoints,
@@ -70,6 +72,8 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
             await ctx.function_runtime.stop()
             await asyncio.to_thread(ctx.autoscaler.stop)
             await asyncio.to_thread(ctx.endpoints.shutdown)
+            # Tuning first: its controllers must not launch trials into a stopping training.
+            await asyncio.to_thread(ctx.tuning.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)
             await asyncio.to_thread(ctx.ray.stop)
             await asyncio.to_thread(ctx.access_log.stop)

@@ -22,6 +22,7 @@ from kennel.iam._keys import SecretBox
 from kennel.iam._service import IamService
 from kennel.store import ArtifactStore, Database
 from kennel.training import TrainingService
+from kennel.tuning import TuningService
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ServerContext:
     ray: RayCluster
     datasets: DatasetService
     training: TrainingService
+    tuning: TuningService
     models: ModelService
     endpoints: EndpointService
     scaling: ScalingService
@@ -81,6 +83,8 @@ def build_context(settings: Settings) -> ServerContext:
     ray = RayCluster(settings.ray_address)
     training = TrainingService(db, artifacts, settings, ray)
     training.recover()
+    tuning = TuningService(db, settings, training)
+    tuning.recover()
     models = ModelService(
         db, artifacts, settings, account_id=account.account_id, region=account.region
     )
@@ -109,6 +113,7 @@ def build_context(settings: Settings) -> ServerContext:
         ray=ray,
         datasets=datasets,
         training=training,
+        tuning=tuning,
         models=models,
         endpoints=endpoints,
         scaling=scaling,

@@ -17,6 +17,7 @@ from kennel.cli import (
     server,
     serving,
     training,
+    tuning,
 )
 from kennel.cli._output import print_error
 
@@ -33,6 +34,7 @@ app.add_typer(datasets.app, name="datasets")
 app.command("train")(training.train)
 app.add_typer(training.jobs_app, name="jobs")
 app.command("instance-types")(training.instance_types)
+app.add_typer(tuning.app, name="tune")
 app.command("serve-model")(serving.serve_model)
 app.add_typer(endpoints.models_app, name="models")
 app.add_typer(endpoints.configs_app, name="endpoint-configs")

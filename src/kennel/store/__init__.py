@@ -35,6 +35,7 @@ from kennel.store._models import (
     ScheduledAction,
     Session,
     TrainingJob,
+    TuningJob,
     User,
 )
 
@@ -73,5 +74,6 @@ __all__ = [
     "ScheduledAction",
     "Session",
     "TrainingJob",
+    "TuningJob",
     "User",
 ]

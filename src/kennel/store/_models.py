@@ -113,6 +113,29 @@ class TrainingJob(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class TuningJob(Base):
+    """A SageMaker-style hyperparameter tuning job; its trials are training jobs.
+
+    The trials live here as JSON, written only by the tuning job's controller thread
+    (one writer), so a describe is one row read; Optuna's own study holds the search.
+    """
+
+    __tablename__ = "tuning_jobs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    counters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    best_training_job: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class MetricSample(Base):
     """One point of a time series (a training metric, later endpoint metrics)."""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests._uploads import upload_sources
 
 from kennel._client import KennelClient
 from kennel._errors import KennelError
@@ -25,14 +26,7 @@ def dataset(server: Any) -> str:
 
 @pytest.fixture(scope="module")
 def source_uri(server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    archive = tmp_path_factory.mktemp("src") / "sourcedir.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(SCRIPTS / "sagemaker_style.py", arcname="sagemaker_style.py")
-    with server.client() as api:
-        uri: str = api.request("PUT", "/api/v1/uploads/sourcedir.tar.gz", upload=archive).json()[
-            "uri"
-        ]
-    return uri
+    return upload_sources(server, tmp_path_factory.mktemp("src"), SCRIPTS / "sagemaker_style.py")
 
 
 def wait_for(api: KennelClient, name: str, timeout: float = 240) -> dict[str, Any]:
