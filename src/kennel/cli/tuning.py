@@ -9,14 +9,18 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from kennel._client import KennelClient, path_segment
 from kennel._errors import ValidationError
+from kennel.cli import endpoints
 from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, print_json
 
-app = typer.Typer(help="Hyperparameter tuning jobs: create, describe, list, stop, best.")
+app = typer.Typer(
+    help="Hyperparameter tuning jobs: create, describe (--html report), list, stop, best, deploy."
+)
 
 BASE = "/api/v1/tuning-jobs"
 WAIT_POLL_SECONDS = 1.0
@@ -51,11 +55,20 @@ def create(
     static: Annotated[
         list[str] | None, typer.Option(help="A fixed hyperparameter name=value, repeatable.")
     ] = None,
-    strategy: Annotated[str, typer.Option(help="Bayesian, Random or Grid.")] = "Bayesian",
+    strategy: Annotated[
+        str, typer.Option(help="Bayesian, Random, Grid or Hyperband.")
+    ] = "Bayesian",
     max_jobs: Annotated[int, typer.Option(help="Training jobs in all.")] = 4,
     max_parallel: Annotated[int, typer.Option(help="Training jobs at a time.")] = 1,
     early_stopping: Annotated[str, typer.Option(help="Off or Auto.")] = "Off",
     instance_type: Annotated[str, typer.Option(help="e.g. ml.m5.large")] = "ml.m5.large",
+    warm_start: Annotated[
+        list[str] | None,
+        typer.Option(help="A parent tuning job whose trials seed this one, repeatable (1-5)."),
+    ] = None,
+    warm_start_type: Annotated[
+        str, typer.Option(help="IdenticalDataAndAlgorithm or TransferLearning.")
+    ] = "IdenticalDataAndAlgorithm",
     wait: Annotated[bool, typer.Option(help="Follow the trials until the job ends.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -85,6 +98,8 @@ def create(
             "early_stopping": early_stopping,
             "instance_type": instance_type,
         }
+        if warm_start:
+            spec["warm_start"] = {"parent_tuning_jobs": warm_start, "type": warm_start_type}
     with client() as api:
         job = api.post(BASE, spec)
         if wait:
@@ -186,14 +201,40 @@ def _show(job: dict[str, Any]) -> None:
 
 
 @app.command("describe")
-def describe(name: str, as_json: JsonOption = False) -> None:
+def describe(
+    name: str,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write a report page: objective over trials, parameter importance, "
+            "trials by objective.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """A tuning job and its trials, best objective first (the best job highlighted)."""
     with client() as api:
         job = api.get(f"{BASE}/{path_segment(name)}")
+        page = api.request("GET", f"{BASE}/{path_segment(name)}/report").text if html else ""
     if as_json:
         print_json(job)
     else:
         _show(job)
+    if html is not None:
+        _write_page(html, page)
+        if not as_json:
+            console.print(f"Wrote the report to {escape(str(html))}.", highlight=False)
+
+
+def _write_page(path: Path, page: str) -> None:
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(
+            f"Cannot write {path}: {error.strerror or error}.",
+            hint="Give --html a file in a folder you can write to.",
+        ) from None
 
 
 @app.command("list")
@@ -236,13 +277,7 @@ def stop(name: str) -> None:
 def best(name: str, as_json: JsonOption = False) -> None:
     """The best training job so far: its name, hyperparameters and objective."""
     with client() as api:
-        job = api.get(f"{BASE}/{path_segment(name)}")
-    found = job.get("best_training_job")
-    if found is None:
-        raise ValidationError(
-            f"Tuning job {name!r} has no completed training job yet ({job['status']}).",
-            hint=f"See its trials: kennel tune describe {name}",
-        )
+        found = _best_job(api, name)
     if as_json:
         print_json(found)
         return
@@ -250,3 +285,38 @@ def best(name: str, as_json: JsonOption = False) -> None:
     console.print(f"[bold]{found['training_job_name']}[/]")
     console.print(f"{objective['metric_name']} = {objective['value']:g} ({objective['type']})")
     console.print(json.dumps(found["hyperparameters"], sort_keys=True))
+
+
+def _best_job(api: KennelClient, name: str) -> dict[str, Any]:
+    job = api.get(f"{BASE}/{path_segment(name)}")
+    found: dict[str, Any] | None = job.get("best_training_job")
+    if found is None:
+        raise ValidationError(
+            f"Tuning job {name!r} has no completed training job yet ({job['status']}).",
+            hint=f"See its trials: kennel tune describe {name}",
+        )
+    return found
+
+
+@app.command("deploy")
+def deploy(
+    tuning_job: Annotated[str, typer.Argument(help="The tuning job whose best model to serve.")],
+    name: Annotated[str, typer.Option("--name", help="The endpoint's name.")],
+    instance_type: Annotated[str, typer.Option(help="e.g. ml.m5.large")] = "ml.m5.large",
+    count: Annotated[int, typer.Option(help="Instances.")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy the best training job's model as an endpoint (what `kennel deploy JOB` does).
+
+    The model is named after the best training job; an endpoint that exists already is
+    updated to it (new fleet first). A job still running deploys its best trial so far.
+    """
+    with client() as api:
+        found = _best_job(api, tuning_job)
+    best_job = found["training_job_name"]
+    if not as_json:
+        objective = found["objective"]
+        console.print(
+            f"Deploying {best_job} ({objective['metric_name']} = {objective['value']:g})."
+        )
+    endpoints.deploy(best_job, name, instance_type=instance_type, count=count, as_json=as_json)

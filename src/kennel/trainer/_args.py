@@ -23,6 +23,8 @@ ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "small-cnn")
 here so that parsing arguments does not import torch."""
 OPTIMIZERS = ("sgd", "adam", "adamw")
 AUGMENTATIONS = ("none", "flip", "standard")
+FEATURE_CACHE_MODES = ("auto", "off")
+"""``--feature-cache`` values that are not a location (anything else is a dir or URL)."""
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -62,6 +64,12 @@ class TrainerConfig:
     seed: int = 0
     workers: int = 0
     log_interval: int = 100
+    feature_cache: str = "auto"
+
+    @property
+    def feature_cache_location(self) -> str | None:
+        """The location ``--feature-cache`` names explicitly; None for auto or off."""
+        return None if self.feature_cache in FEATURE_CACHE_MODES else self.feature_cache
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values (paths as strings), for the start line and metrics.json."""
@@ -92,7 +100,33 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Traine
         parser.error("--pretrained true and --weights are exclusive; pass one of them")
     if values["pretrained"] and values["arch"] == "small-cnn":
         parser.error("--arch small-cnn has no pretrained weights; use --pretrained false")
-    return TrainerConfig(**values)
+    config = TrainerConfig(**values)
+    problem = feature_cache_problem(config)
+    if config.feature_cache_location is not None and problem is not None:
+        parser.error(
+            f"--feature-cache {config.feature_cache} was asked for, but {problem}; "
+            "use --feature-cache auto (or off) for this run"
+        )
+    return config
+
+
+def feature_cache_problem(config: TrainerConfig) -> str | None:
+    """Why backbone features of this run cannot be computed once and reused, or None.
+
+    Cached features stand in for the backbone's output on every epoch, which is only
+    true when neither the weights (a frozen backbone) nor the inputs (no augmentation)
+    change between epochs. An explicit ``--feature-cache LOCATION`` with such a run is
+    refused at once rather than silently ignored: whoever named a location expects
+    head-only speed, and a trial running 1000x slower than planned is worse than an error.
+    """
+    if not config.freeze_backbone:
+        return "the backbone trains (--freeze-backbone false), so its features change every step"
+    if config.augmentation != "none":
+        return (
+            f"--augmentation {config.augmentation} changes the training images every epoch, "
+            "so their features cannot be computed once"
+        )
+    return None
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -132,6 +166,14 @@ def _add_hyperparameters(group: argparse._ArgumentGroup) -> None:
     add("--seed", _number(int, minimum=0), "seed for torch, numpy and random")
     add("--workers", _number(int, minimum=0), "DataLoader worker processes")
     add("--log-interval", _number(int, minimum=0), "print a step line every N steps (0: never)")
+    add(
+        "--feature-cache",
+        _feature_cache,
+        "frozen backbone + --augmentation none: compute backbone features once and train "
+        "only the head on them; auto uses $KENNEL_FEATURE_CACHE_URL when set, off never, "
+        "or a local dir / fsspec URL",
+        "{auto,off,LOCATION}",
+    )
 
 
 def _adder(group: argparse._ArgumentGroup, defaults: TrainerConfig) -> Callable[..., None]:
@@ -169,6 +211,14 @@ def _bool(text: str) -> bool:
     if lowered in _FALSE:
         return False
     raise argparse.ArgumentTypeError(f"expected true/false (or 1/0, yes/no), got {text!r}")
+
+
+def _feature_cache(text: str) -> str:
+    """auto/off in any case, else a location kept verbatim (URLs and paths are case-sensitive)."""
+    value = text.strip()
+    if not value:
+        raise argparse.ArgumentTypeError("expected auto, off or a cache location, got ''")
+    return value.lower() if value.lower() in FEATURE_CACHE_MODES else value
 
 
 def _choice(options: Sequence[str]) -> Callable[[str], str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Mapping, Sized
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,14 @@ from kennel.trainer._args import TrainerConfig
 from kennel.trainer._checkpoint import Progress, load_checkpoint, restore
 from kennel.trainer._data import Loaders, build_loaders
 from kennel.trainer._dist import Placement, broadcast_object, cpu_count, start, stop
+from kennel.trainer._feature_cache import (
+    FeatureStore,
+    HeadOnFeatures,
+    decide,
+    feature_loaders,
+    obtain_features,
+    train_classes,
+)
 from kennel.trainer._loop import EpochStats, Evaluation, Fit, Log, Network, evaluate, fit
 from kennel.trainer._models import build_model, pretrained_name, require_pretrained
 from kennel.trainer._package import package_model, write_model_dir
@@ -48,28 +57,72 @@ def _train(
     if config.pretrained:
         require_pretrained(config.arch)  # before reading any data: fail in a second
     _seed(config.seed)
+    started = time.perf_counter()
+    decision = decide(config, environ, placement)
+    log(decision.line())
+    if decision.location is None:
+        model, run = _prepare_images(config, placement, log)
+    else:
+        model, run = _prepare_features(config, placement, FeatureStore(decision.location), log)
+    progress = _resume(config, run, placement, log)
+    prepared = time.perf_counter()
+    progress, history = fit(config, run, progress)
+    trained = time.perf_counter()
+    test = _test(run, run.loaders, placement, log)
+    timing = {
+        "setup_seconds": prepared - started,
+        "train_seconds": trained - prepared,
+        "test_seconds": time.perf_counter() - trained,
+    }
+    log("timing " + " ".join(f"{name}={seconds:.3f}" for name, seconds in timing.items()))
+    metrics = {"config": config.as_json(), **_metrics(progress, history, test), "timing": timing}
+    if placement.is_main:
+        _write_outputs(config, model, run.loaders.classes, metrics, log)
+    _write_digest(model, placement, environ)
+    return metrics
+
+
+def _prepare_images(config: TrainerConfig, placement: Placement, log: Log) -> tuple[nn.Module, Fit]:
+    """The ordinary path: image loaders and the whole network in every step."""
     loaders = build_loaders(config, placement)
     images = len(cast(Sized, loaders.train.dataset))
     log(f"data classes={len(loaders.classes)} train_images={images}")
     run = _prepare(config, placement, loaders, log)
-    progress = _resume(config, run, placement, log)
-    progress, history = fit(config, run, progress)
-    test = _test(run, loaders, placement, log)
-    metrics = {"config": config.as_json(), **_metrics(progress, history, test)}
-    if placement.is_main:
-        _write_outputs(config, run.network.bare, loaders.classes, metrics, log)
-    _write_digest(run.network.bare, placement, environ)
-    return metrics
+    return run.network.bare, run
 
 
-def _prepare(config: TrainerConfig, placement: Placement, loaders: Loaders, log: Log) -> Fit:
-    bare = build_model(
+def _prepare_features(
+    config: TrainerConfig, placement: Placement, store: FeatureStore, log: Log
+) -> tuple[nn.Module, Fit]:
+    """The cached path: the same network, built from the same RNG state, fed features.
+
+    The network is built exactly as ``_prepare`` builds it (same seed, same draws), so the
+    backbone that is saved is the one whose features were cached, and the optimizer holds
+    the same head parameters; the epoch loop then runs ``HeadOnFeatures`` over it.
+    """
+    classes = train_classes(config)
+    model = _network(config, len(classes), placement)
+    cached = obtain_features(config, model, classes, store, placement.device, log)
+    loaders = feature_loaders(cached, config, placement)
+    log(f"data classes={len(classes)} train_images={len(cached.splits['train'].labels)}")
+    head_only = HeadOnFeatures(model)
+    network = Network(head_only, head_only, frozen_backbone=True)
+    identity = {"arch": config.arch, "classes": classes}
+    return model, Fit(network, _optimizer(config, model), loaders, placement, log, identity)
+
+
+def _network(config: TrainerConfig, num_classes: int, placement: Placement) -> nn.Module:
+    return build_model(
         config.arch,
-        len(loaders.classes),
+        num_classes,
         pretrained=config.pretrained,
         weights=config.weights,
         freeze_backbone=config.freeze_backbone,
     ).to(placement.device)
+
+
+def _prepare(config: TrainerConfig, placement: Placement, loaders: Loaders, log: Log) -> Fit:
+    bare = _network(config, len(loaders.classes), placement)
     wrapped: nn.Module = bare
     if placement.distributed:
         device_ids = [placement.device.index] if placement.device.type == "cuda" else None

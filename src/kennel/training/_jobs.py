@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,9 @@ from kennel.cluster import RayCluster
 from kennel.cluster._catalog import instance_type
 from kennel.store import ArtifactStore, Database, Dataset, MetricSample, TrainingJob
 from kennel.training._spec import BUILTIN_METRICS, BUILTIN_TRAINER, TrainingJobSpec
+
+if TYPE_CHECKING:
+    from kennel.training._slots import SlotPool, WarmSlot
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,11 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
         "created_at": job.created_at.isoformat(),
         "training_started_at": _iso(job.training_started_at),
         "ended_at": _iso(job.ended_at),
+        # Set for jobs run on a warm slot (tuning trials): when the slot became free for
+        # this job and when its process started, so trial start latency can be measured.
+        "warm_slot": (job.placement or {}).get("warm_slot"),
+        "slot_freed_at": (job.placement or {}).get("slot_freed_at"),
+        "started_at": (job.placement or {}).get("started_at"),
     }
 
 
@@ -86,7 +95,13 @@ class TrainingService:
 
     # Creation -------------------------------------------------------------------
 
-    def create(self, spec: TrainingJobSpec) -> dict[str, Any]:
+    def create(self, spec: TrainingJobSpec, slot: WarmSlot | None = None) -> dict[str, Any]:
+        """Record the job and start it: cold (its own instances), or on a warm ``slot``
+        that the caller took from its pool (``SlotPool.take``) for this job's name."""
+        if slot is not None and (spec.instance_count != 1 or slot.busy_with != spec.name):
+            raise ValidationError(
+                f"Warm slot {slot.name} is not reserved for a one-instance job {spec.name!r}."
+            )
         name = spec.name or generated_name(
             "kennel-trainer" if spec.entry_point == BUILTIN_TRAINER else "training-job"
         )
@@ -139,8 +154,41 @@ class TrainingService:
                 f"Training job {name!r} already exists.",
                 hint="Job names are unique for good; pick another name or omit it.",
             ) from exc
-        self._launch(name)
+        self._launch(name, slot)
         return self.describe(name)
+
+    def open_slots(
+        self,
+        name: str,
+        spec: TrainingJobSpec,
+        count: int,
+        *,
+        on_free: Callable[[], None],
+        should_stop: Callable[[], bool],
+    ) -> SlotPool:
+        """Hold ``count`` warm slots for jobs like ``spec`` (see ``_slots``); blocks until
+        they are ready (placement, downloads, warm Python), so call it from a worker thread.
+        ``on_free`` is called each time a slot's job has ended. Close the pool when done."""
+        from kennel.training._slots import SlotUnavailable, open_pool
+
+        if spec.instance_count != 1:
+            raise ValidationError("Warm slots hold one instance each; this job wants more.")
+        itype = instance_type(spec.instance_type)
+        channels = self._resolve_channels(spec)
+        self._check_entry_point(spec)
+        try:
+            return open_pool(
+                self,
+                name,
+                itype,
+                count,
+                channels,
+                spec.source_uri,
+                on_free=on_free,
+                should_stop=should_stop,
+            )
+        except SlotUnavailable as exc:
+            raise ValidationError(f"Could not open warm slots for {name}: {exc}") from exc
 
     def _resolve_channels(self, spec: TrainingJobSpec) -> dict[str, str]:
         channels: dict[str, str] = {}
@@ -187,10 +235,11 @@ class TrainingService:
         if not self._uri_exists(spec.source_uri):
             raise ValidationError(f"Source {spec.source_uri} does not exist.")
 
-    def _launch(self, name: str) -> None:
+    def _launch(self, name: str, slot: WarmSlot | None = None) -> None:
         from kennel.training._runner import JobRunner
+        from kennel.training._slots import WarmJobRunner
 
-        runner = JobRunner(name, self)
+        runner = JobRunner(name, self) if slot is None else WarmJobRunner(name, self, slot)
         with self._lock:
             self._runners[name] = runner
         runner.start()

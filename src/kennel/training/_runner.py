@@ -60,6 +60,7 @@ class JobRunner(threading.Thread):
         self.step = 0
         self.last_metrics: dict[str, float] = {}
         self._compiled: list[tuple[str, re.Pattern[str]]] | None = None
+        self.poll_seconds = POLL_SECONDS
 
     def request_stop(self, reason: str = "Stopped by request.") -> None:
         self._stop_reason = reason
@@ -74,12 +75,7 @@ class JobRunner(threading.Thread):
         hosts = [f"algo-{i + 1}" for i in range(job["instance_count"])]
         (self.service.log_dir / self.job_name).mkdir(parents=True, exist_ok=True)
         try:
-            placement = self._place(itype, len(hosts))
-            self._start_actors(job, hosts, placement)
-            self._transition("Downloading", "Downloading input data")
-            channels = self._prepare(job)
-            self._transition("Training", "Training in progress.")
-            self._launch(job, hosts, placement, channels)
+            self._start(job, itype, hosts)
             self._watch(hosts)
             self._transition("Uploading", "Uploading generated training model")
             self._finish("Completed", "Completed", "Training job completed", model=self._upload())
@@ -99,6 +95,15 @@ class JobRunner(threading.Thread):
             self._release()
             self.service.forget(self.job_name)
 
+    def _start(self, job: dict[str, Any], itype: InstanceType, hosts: list[str]) -> None:
+        """Cold start: place the instances, start their actors, download, launch."""
+        placement = self._place(itype, len(hosts))
+        self._start_actors(job, hosts, placement)
+        self._transition("Downloading", "Downloading input data")
+        channels = self._prepare(job)
+        self._transition("Training", "Training in progress.")
+        self._launch(job, hosts, placement, channels)
+
     # Placement ----------------------------------------------------------------------
 
     def _place(self, itype: InstanceType, count: int) -> dict[str, Any]:
@@ -109,23 +114,11 @@ class JobRunner(threading.Thread):
         self._transition("Starting", "Preparing the instances for training")
         if not self.service.ray.wait(300):
             raise JobFailed(f"Ray is not running: {self.service.ray.error}")
+        local = self.service.ray.mode == "local"
         total_cpus = float(ray.cluster_resources().get("CPU", 1))
         total_gpus = float(ray.cluster_resources().get("GPU", 0))
-        want_cpus = float(itype.vcpus * count)
-        local = self.service.ray.mode == "local"
-        if local and want_cpus > total_cpus:
-            # Rounded down: the shares must add up to no more than the machine has.
-            cpus = math.floor(total_cpus / count * 100) / 100
-            note = (
-                f"oversubscribed: {count} x {itype.name} want {want_cpus:.0f} vCPU, this machine "
-                f"has {total_cpus:.0f}; each instance gets {cpus} CPU"
-            )
-        else:
-            cpus, note = float(itype.vcpus), ""
-        gpus = float(itype.gpus) if total_gpus >= itype.gpus * count else 0.0
-        if itype.gpus and not gpus:
-            note = (note + "; " if note else "") + "no GPU here: runs on the CPU"
-        threads = max(1, math.floor(cpus))
+        plan = plan_placement(itype, count, total_cpus, total_gpus, local=local)
+        cpus, gpus = plan["cpus_per_instance"], plan["gpus_per_instance"]
         bundle: dict[str, float] = {"CPU": cpus}
         if gpus:
             bundle["GPU"] = gpus
@@ -144,15 +137,8 @@ class JobRunner(threading.Thread):
                     f"Waiting for {count} x {itype.name} ({itype.vcpus} vCPU) to fit in the "
                     f"cluster ({total_cpus:.0f} CPU in all)",
                 )
-        placement = {
-            "cpus_per_instance": cpus,
-            "gpus_per_instance": gpus,
-            "threads_per_instance": threads,
-            "oversubscribed": bool(note.startswith("oversubscribed")),
-            "note": note,
-        }
-        self._update(placement=placement)
-        return placement
+        self._update(placement=plan)
+        return plan
 
     def _start_actors(
         self, job: dict[str, Any], hosts: list[str], placement: dict[str, Any]
@@ -201,6 +187,7 @@ class JobRunner(threading.Thread):
                 paths[rank],
                 master=(master_addr, master_port),
                 rank=rank,
+                artifact_url=self.service.settings.resolved_artifact_url,
             )
             resource = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0"}
             self._get([actor.write_config.remote(job["hyperparameters"], resource)], "")
@@ -233,7 +220,7 @@ class JobRunner(threading.Thread):
                 self._drain_logs(hosts)
                 return
             self._check_stop_or_timeout()
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)
 
     def _check_stop_or_timeout(self) -> None:
         if self._stop.is_set():
@@ -452,6 +439,37 @@ class JobRunner(threading.Thread):
                 job.status = "Stopping"
 
 
+def plan_placement(
+    itype: InstanceType, count: int, total_cpus: float, total_gpus: float, *, local: bool
+) -> dict[str, Any]:
+    """How much of the cluster each of ``count`` instances gets.
+
+    On a cluster an instance is the whole instance type (and waits until one fits); on one
+    machine (local mode) instances that would not fit share its cores, so multi-instance
+    jobs and a tuning job's parallel warm slots still run side by side.
+    """
+    want_cpus = float(itype.vcpus * count)
+    if local and want_cpus > total_cpus:
+        # Rounded down: the shares must add up to no more than the machine has.
+        cpus = math.floor(total_cpus / count * 100) / 100
+        note = (
+            f"oversubscribed: {count} x {itype.name} want {want_cpus:.0f} vCPU, this machine "
+            f"has {total_cpus:.0f}; each instance gets {cpus} CPU"
+        )
+    else:
+        cpus, note = float(itype.vcpus), ""
+    gpus = float(itype.gpus) if total_gpus >= itype.gpus * count else 0.0
+    if itype.gpus and not gpus:
+        note = (note + "; " if note else "") + "no GPU here: runs on the CPU"
+    return {
+        "cpus_per_instance": cpus,
+        "gpus_per_instance": gpus,
+        "threads_per_instance": max(1, math.floor(cpus)),
+        "oversubscribed": bool(note.startswith("oversubscribed")),
+        "note": note,
+    }
+
+
 def sm_environment(
     job: dict[str, Any],
     hosts: list[str],
@@ -462,6 +480,7 @@ def sm_environment(
     *,
     master: tuple[str, int],
     rank: int,
+    artifact_url: str | None = None,
 ) -> dict[str, str]:
     """The SageMaker training environment (plus torch.distributed's when N > 1)."""
     hps = job["hyperparameters"]
@@ -516,6 +535,10 @@ def sm_environment(
         "job_name": job["name"],
     }
     env["SM_TRAINING_ENV"] = json.dumps(training_env)
+    if artifact_url is not None:
+        # The built-in trainer's feature cache (frozen backbone): trials of one tuning job
+        # share backbone features through the artifact store, which every node can read.
+        env["KENNEL_FEATURE_CACHE_URL"] = f"{artifact_url.rstrip('/')}/feature-cache"
     env.update(job["environment"])
     return env
 

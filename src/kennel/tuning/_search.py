@@ -19,7 +19,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from kennel.tuning._spec import HyperparameterValue, TuningJobSpec
+from kennel.tuning._spec import HyperbandConfig, HyperparameterValue, TuningJobSpec
 
 REVERSE_PREFIX = "1-"
 """A ReverseLogarithmic range ``x`` is searched as ``1 - x`` on a log scale (so values close
@@ -53,7 +53,7 @@ def hyperparameters_of(spec: TuningJobSpec, params: dict[str, Any]) -> dict[str,
     """A trial's hyperparameters for its training job: the static ones, then the sampled."""
     values: dict[str, HyperparameterValue] = dict(spec.static_hyperparameters)
     for key, value in params.items():
-        if key.startswith(REVERSE_PREFIX) and key[len(REVERSE_PREFIX) :] in _reverse_names(spec):
+        if key.startswith(REVERSE_PREFIX) and key[len(REVERSE_PREFIX) :] in reverse_names(spec):
             values[key[len(REVERSE_PREFIX) :]] = _tidy(1 - float(value))
         elif isinstance(value, float):
             values[key] = _tidy(value)
@@ -62,7 +62,7 @@ def hyperparameters_of(spec: TuningJobSpec, params: dict[str, Any]) -> dict[str,
     return values
 
 
-def _reverse_names(spec: TuningJobSpec) -> set[str]:
+def reverse_names(spec: TuningJobSpec) -> set[str]:
     return {
         c.name for c in spec.parameter_ranges.continuous if c.scaling_type == "ReverseLogarithmic"
     }
@@ -115,6 +115,7 @@ def sampler(spec: TuningJobSpec) -> optuna.samplers.BaseSampler:
         }
         space.update({c.name: list(c.values) for c in spec.parameter_ranges.categorical})
         return _BudgetedGridSampler(space, seed=spec.random_seed)
+    # Bayesian and Hyperband: TPE (Optuna's recommended partner of HyperbandPruner).
     # Few trials is the norm here: start modelling after 2 random ones, not Optuna's 10.
     startup = max(2, min(10, spec.max_training_jobs // 3))
     return optuna.samplers.TPESampler(seed=spec.random_seed, n_startup_trials=startup)
@@ -123,10 +124,25 @@ def sampler(spec: TuningJobSpec) -> optuna.samplers.BaseSampler:
 def pruner(spec: TuningJobSpec) -> optuna.pruners.BasePruner:
     """Auto early stopping: SageMaker's rule is the median one (a job worse than the median
     of earlier jobs at the same epoch stops). One finished trial is enough to compare with,
-    and the first epoch is never judged."""
+    and the first epoch is never judged.
+
+    Hyperband has early stopping built in (successive halving over brackets of epochs), so
+    it brings its own pruner; its spec refuses ``early_stopping: Auto`` on top."""
+    if spec.strategy == "Hyperband":
+        config = spec.hyperband or HyperbandConfig()
+        return optuna.pruners.HyperbandPruner(
+            min_resource=config.min_resource,
+            max_resource=config.max_resource if config.max_resource is not None else "auto",
+        )
     if spec.early_stopping == "Auto":
         return optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1)
     return optuna.pruners.NopPruner()
+
+
+def reports_intermediate(spec: TuningJobSpec) -> bool:
+    """Whether the controller feeds each epoch's objective to Optuna while a trial runs:
+    the pruner needs it for Auto early stopping and for Hyperband."""
+    return spec.early_stopping == "Auto" or spec.strategy == "Hyperband"
 
 
 def direction(spec: TuningJobSpec) -> Literal["maximize", "minimize"]:

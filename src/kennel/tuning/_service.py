@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from sqlalchemy import select
@@ -30,6 +30,10 @@ from kennel.training import TrainingJobSpec, TrainingService
 from kennel.tuning import _search
 from kennel.tuning._spec import TuningJobSpec
 from kennel.tuning._storage import open_storage
+from kennel.tuning._warm_start import warm_start_trials
+
+if TYPE_CHECKING:
+    from kennel.training._slots import SlotPool
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,12 @@ def tuning_to_dict(job: TuningJob) -> dict[str, Any]:
             "max_training_jobs": spec["max_training_jobs"],
             "max_parallel_training_jobs": spec["max_parallel_training_jobs"],
             "max_failed_training_jobs": TuningJobSpec.model_validate(spec).failure_limit,
+            "max_tuning_runtime_seconds": spec.get("max_tuning_runtime_seconds"),
+            "max_instance_hours": spec.get("max_instance_hours"),
         },
-        "counters": dict(job.counters),
+        # The row has no column for it, so the reason rides with the counters (see _end).
+        "completion_reason": dict(job.counters).get("completion_reason"),
+        "counters": {k: v for k, v in job.counters.items() if k != "completion_reason"},
         "best_training_job": job.best_training_job,
         "trials": sorted(job.trials, key=lambda t: _sort_key(t, maximize)),
         "spec": spec,
@@ -107,10 +115,11 @@ class TuningService:
 
     def create(self, spec: TuningJobSpec) -> dict[str, Any]:
         self._check_template(spec)
+        seeding = warm_start_trials(spec, self.describe)
         job = TuningJob(
             name=spec.name,
             status="InProgress",
-            status_message="Starting the first training jobs",
+            status_message="Starting the first training jobs" + seeding.summary(),
             spec=spec.model_dump(mode="json"),
             trials=[],
             counters=_empty_counters(),
@@ -127,6 +136,7 @@ class TuningService:
             ) from exc
         try:
             study = self._new_study(spec)
+            study.add_trials(seeding.trials)
         except Exception as exc:
             self._mark_failed(spec.name, f"InternalFailure: could not create the study: {exc}")
             raise
@@ -282,10 +292,17 @@ class TuningController(threading.Thread):
         self.objectives: list[float] = []
         self.counters = _empty_counters()
         self.best: dict[str, Any] | None = None
+        # Set on a stop request or when a warm slot frees: the loop's wait ends at once.
+        self._wake = threading.Event()
+        self.pool: SlotPool | None = None
+        self.began = time.monotonic()
+        self.instance_seconds_used = 0.0
+        """Billable seconds x instances of the trials that ended (the instance-hours budget)."""
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
         self._stop.set()
+        self._wake.set()
 
     def run(self) -> None:
         try:
@@ -298,6 +315,7 @@ class TuningController(threading.Thread):
                 log.exception("tuning job %s: stopping its trials failed too", self.spec.name)
             self._end("Failed", failure=f"InternalFailure: {type(exc).__name__}: {exc}")
         finally:
+            self._close_slots()
             self.service.forget(self.spec.name)
 
     def _loop(self) -> None:
@@ -305,13 +323,21 @@ class TuningController(threading.Thread):
         # at a time, so the whole search cannot honestly take longer than this.
         rounds = math.ceil(self.budget / self.spec.max_parallel_training_jobs)
         deadline = time.monotonic() + rounds * self.spec.max_runtime_seconds + OVERHEAD_SECONDS
+        self._open_slots()
         launched = 0
         while time.monotonic() < deadline:
+            self._wake.clear()
             if self._stop.is_set():
                 self._stop_trials()
                 self._end("Stopped", message=self._stop_reason)
                 return
             self._poll_running()
+            spent = self._budget_spent()
+            if spent is not None:
+                code, message = spent
+                self._stop_trials()
+                self._end("Completed", message=message, completion_reason=code)
+                return
             ending = _search.verdict(
                 self.spec,
                 self.objectives,
@@ -329,10 +355,11 @@ class TuningController(threading.Thread):
             while len(self.running) < self.spec.max_parallel_training_jobs and (
                 launched < self.budget and not self._stop.is_set()
             ):
-                self._launch(launched)
+                if not self._launch(launched):
+                    break  # every warm slot is still busy: its release wakes the loop
                 launched += 1
             self._save(f"{len(self.running)} training jobs running, {launched} of {self.budget}")
-            self._stop.wait(self.service.poll_seconds)
+            self._wake.wait(self.service.poll_seconds)
         self._stop_trials()
         self._end(
             "Failed",
@@ -342,10 +369,14 @@ class TuningController(threading.Thread):
 
     # Trials --------------------------------------------------------------------------------
 
-    def _launch(self, number: int) -> None:
+    def _launch(self, number: int) -> bool:
+        """Start trial ``number``; False (nothing asked or started) when no warm slot is free."""
+        name = _search.trial_name(self.spec.name, number)
+        slot = self.pool.take(name) if self.pool is not None else None
+        if self.pool is not None and slot is None:
+            return False
         trial = self.study.ask(self.distributions)
         hyperparameters = _search.hyperparameters_of(self.spec, trial.params)
-        name = _search.trial_name(self.spec.name, number)
         record: dict[str, Any] = {
             "number": number,
             "training_job_name": name,
@@ -360,8 +391,14 @@ class TuningController(threading.Thread):
         }
         self.records.append(record)
         try:
-            self.training.create(self._training_spec(name, hyperparameters))
+            spec = self._training_spec(name, hyperparameters)
+            if slot is None:
+                self.training.create(spec)
+            else:
+                self.training.create(spec, slot=slot)
         except KennelError as exc:
+            if slot is not None:
+                slot.release()
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             reason = exc.message + (f" ({exc.hint})" if exc.hint else "")
             record.update(
@@ -371,9 +408,10 @@ class TuningController(threading.Thread):
                 ended_at=_now().isoformat(),
             )
             self.counters["failed"] += 1
-            return
+            return True
         self.running[name] = trial
         self.reported[name] = 0
+        return True
 
     def _training_spec(self, name: str, hyperparameters: dict[str, Any]) -> TrainingJobSpec:
         spec = self.spec
@@ -397,7 +435,7 @@ class TuningController(threading.Thread):
     def _poll_running(self) -> None:
         for name, trial in list(self.running.items()):
             job = self.training.describe(name)
-            if job["status"] == "InProgress" and self.spec.early_stopping == "Auto":
+            if job["status"] == "InProgress" and _search.reports_intermediate(self.spec):
                 self._report(name, trial)
             if job["status"] in TERMINAL_TRAINING:
                 self._finish_trial(name, trial, job)
@@ -424,6 +462,7 @@ class TuningController(threading.Thread):
         del self.running[name]
         record = self._record(name)
         record.update(status=job["status"], ended_at=job["ended_at"])
+        self.instance_seconds_used += float(job.get("billable_seconds") or 0)
         value = _search.objective_of(self.training.metrics(name), self.metric)
         record["objective"] = value
         state = optuna.trial.TrialState.FAIL
@@ -475,6 +514,66 @@ class TuningController(threading.Thread):
         except ValidationError:
             log.debug("training job %s ended before it could be stopped", name)
 
+    # Warm slots and the global budget ----------------------------------------------------
+
+    def _open_slots(self) -> None:
+        """Hold max_parallel warm slots when the server runs trials warm (KENNEL_WARM_TRIALS)
+        and a trial is one instance; otherwise, or when they cannot open, trials start cold
+        (multi-instance trials would need a DDP rendezvous across slots per trial)."""
+        if not self.service.settings.warm_trials or self.spec.instance_count != 1:
+            return
+        self._save("Opening warm slots for the training jobs")
+        template = self._training_spec(self.spec.name, {})
+        try:
+            self.pool = self.training.open_slots(
+                self.spec.name,
+                template,
+                self.spec.max_parallel_training_jobs,
+                on_free=self._wake.set,
+                should_stop=self._stop.is_set,
+            )
+        except KennelError as exc:
+            log.warning("tuning job %s: trials start cold: %s", self.spec.name, exc.message)
+
+    def _close_slots(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            try:
+                pool.close()
+            except Exception:  # the job must still end; Ray reclaims what is left at exit
+                log.exception("tuning job %s: closing its warm slots failed", self.spec.name)
+
+    def _budget_spent(self) -> tuple[str, str] | None:
+        """(completion reason, message) once the global budget is spent, else None."""
+        limit = self.spec.max_tuning_runtime_seconds
+        if limit is not None and time.monotonic() - self.began >= limit:
+            return (
+                "MaxRuntimeExceeded",
+                f"Budget reached: the tuning job used its {limit} s of runtime "
+                "(max_tuning_runtime_seconds); no new training jobs started and the running "
+                "ones were stopped.",
+            )
+        hours = self.spec.max_instance_hours
+        if hours is not None and self._instance_seconds() >= hours * 3600:
+            return (
+                "MaxInstanceHoursExceeded",
+                f"Budget reached: the training jobs used {hours:g} instance-hours "
+                "(max_instance_hours); no new training jobs started and the running ones were "
+                "stopped.",
+            )
+        return None
+
+    def _instance_seconds(self) -> float:
+        """Ended trials' billable instance-seconds plus the running ones' so far."""
+        used = self.instance_seconds_used
+        now = _now()
+        for name in self.running:
+            job = self.training.describe(name)
+            if job.get("training_started_at"):
+                started = datetime.fromisoformat(job["training_started_at"])
+                used += (now - started).total_seconds() * int(job.get("instance_count") or 1)
+        return used
+
     def _stop_trials(self) -> None:
         """Stop the running trials and wait (bounded) until each has ended and been told."""
         for name in list(self.running):
@@ -509,8 +608,22 @@ class TuningController(threading.Thread):
             for key, value in values.items():
                 setattr(job, key, value)
 
-    def _end(self, status: str, *, message: str = "", failure: str | None = None) -> None:
+    def _end(
+        self,
+        status: str,
+        *,
+        message: str = "",
+        failure: str | None = None,
+        completion_reason: str | None = None,
+    ) -> None:
+        # The slots go before the status turns final: an ended job has nothing running.
+        self._close_slots()
+        counters = {**self.counters, "completion_reason": completion_reason}
         self._save(
-            message or (failure or status), status=status, failure_reason=failure, ended_at=_now()
+            message or (failure or status),
+            status=status,
+            failure_reason=failure,
+            ended_at=_now(),
+            counters=counters,
         )
         log.info("tuning job %s: %s %s", self.spec.name, status, failure or message)

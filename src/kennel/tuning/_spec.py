@@ -105,6 +105,42 @@ class Objective(BaseModel):
     type: Literal["Maximize", "Minimize"]
 
 
+class HyperbandConfig(BaseModel):
+    """SageMaker's HyperbandStrategyConfig: the epochs (steps) a trial gets at least and at
+    most. Without ``max_resource`` Optuna takes the first finished trial's epoch count."""
+
+    min_resource: int = Field(default=1, ge=1)
+    max_resource: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_resource is not None and self.max_resource <= self.min_resource:
+            raise ValueError(
+                f"hyperband max_resource ({self.max_resource}) must be above "
+                f"min_resource ({self.min_resource})"
+            )
+        return self
+
+
+class WarmStart(BaseModel):
+    """SageMaker's WarmStartConfig: earlier tuning jobs whose completed trials seed the search.
+
+    ``IdenticalDataAndAlgorithm`` means same data, script and static hyperparameters (only
+    the ranges may narrow or move); ``TransferLearning`` allows a changed data set, script,
+    static hyperparameters and ranges.
+    """
+
+    parent_tuning_jobs: list[str] = Field(min_length=1, max_length=5)
+    type: Literal["IdenticalDataAndAlgorithm", "TransferLearning"]
+
+    @field_validator("parent_tuning_jobs")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError(f"parent_tuning_jobs {names} name a tuning job more than once")
+        return names
+
+
 class TuningJobSpec(BaseModel):
     """The body of ``POST /api/v1/tuning-jobs``: a search over training job hyperparameters."""
 
@@ -113,7 +149,10 @@ class TuningJobSpec(BaseModel):
     static_hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     objective: Objective
     metric_definitions: list[MetricDefinition] = Field(default_factory=list)
-    strategy: Literal["Bayesian", "Random", "Grid"] = "Bayesian"
+    strategy: Literal["Bayesian", "Random", "Grid", "Hyperband"] = "Bayesian"
+    hyperband: HyperbandConfig | None = None
+    """Only with the Hyperband strategy (SageMaker's StrategyConfig.HyperbandStrategyConfig)."""
+    warm_start: WarmStart | None = None
     random_seed: int | None = None
     max_training_jobs: int = Field(default=10, ge=1, le=500)
     max_parallel_training_jobs: int = Field(default=1, ge=1, le=100)
@@ -162,6 +201,23 @@ class TuningJobSpec(BaseModel):
                 f"{[r.name for r in self.parameter_ranges.continuous]} are continuous "
                 "(make them categorical with the values to try, or use Bayesian or Random)"
             )
+        if self.strategy == "Hyperband" and self.early_stopping != "Off":
+            raise ValueError(
+                "the Hyperband strategy stops unpromising training jobs itself; "
+                f"early_stopping must be Off with it (got {self.early_stopping!r})"
+            )
+        if self.hyperband is not None and self.strategy != "Hyperband":
+            raise ValueError(
+                f"hyperband settings go with the Hyperband strategy (this job is {self.strategy}); "
+                "drop them or set strategy: Hyperband"
+            )
+        if self.warm_start is not None and self.strategy == "Grid":
+            raise ValueError(
+                "warm_start does not go with the Grid strategy: a grid runs every point whatever "
+                "earlier jobs found; use Bayesian (or Hyperband) to build on parent jobs"
+            )
+        if self.warm_start is not None and self.name in self.warm_start.parent_tuning_jobs:
+            raise ValueError(f"tuning job {self.name!r} cannot warm start from itself")
         if self.max_parallel_training_jobs > self.max_training_jobs:
             raise ValueError(
                 f"max_parallel_training_jobs ({self.max_parallel_training_jobs}) is more than "
@@ -201,3 +257,13 @@ class TuningJobSpec(BaseModel):
                 "that captures its value from the log"
             )
         return self
+
+    # The tuning job's global budget. ``max_runtime_seconds`` above is each trial's limit
+    # (SageMaker's StoppingCondition), so the whole job's wall clock (SageMaker's
+    # ResourceLimits.MaxRuntimeInSeconds) takes a name of its own.
+    max_tuning_runtime_seconds: int | None = Field(default=None, ge=1, le=30 * 86_400)
+    """Wall clock for the whole tuning job: when it is up no trial starts, the running ones
+    are stopped, and the job ends Completed (completion_reason MaxRuntimeExceeded)."""
+    max_instance_hours: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Instance-hours all trials may use together (trial runtime x instance count), kennel's
+    own limit; reaching it ends the job like the runtime budget (MaxInstanceHoursExceeded)."""

@@ -210,3 +210,38 @@ def test_bad_tuning_jobs_are_refused(
     with pytest.raises(KennelError) as missing:
         api.get("/api/v1/tuning-jobs/tune-refused")
     assert missing.value.status == 404
+
+
+def test_hyperband_warm_started_from_a_parent_and_its_report(
+    api: KennelClient, dataset: str, source_uri: str
+) -> None:
+    ranges = {"integer": [{"name": "epochs", "min_value": 2, "max_value": 3}]}
+    api.post(
+        "/api/v1/tuning-jobs",
+        script_tuning("tune-parent", dataset, source_uri, parameter_ranges=ranges),
+    )
+    assert wait_for(api, "tune-parent")["status"] == "Completed"
+    wrong = script_tuning(
+        "tune-child",
+        dataset,
+        source_uri,
+        parameter_ranges=ranges,
+        strategy="Hyperband",
+        objective={"metric_name": "objective:loss", "type": "Maximize"},
+        warm_start={"parent_tuning_jobs": ["tune-parent"], "type": "IdenticalDataAndAlgorithm"},
+    )
+    with pytest.raises(KennelError) as refused:
+        api.post("/api/v1/tuning-jobs", wrong)
+    assert refused.value.status == 400 and "same objective" in refused.value.message
+    child = {**wrong, "objective": {"metric_name": "objective:loss", "type": "Minimize"}}
+    child.update(max_training_jobs=2, max_parallel_training_jobs=1)
+    created = api.post("/api/v1/tuning-jobs", child)
+    assert created["strategy"] == "Hyperband"
+    job = wait_for(api, "tune-child")
+    assert job["status"] == "Completed", job
+    assert job["counters"]["completed"] + job["counters"]["pruned"] == 2
+    # The report's importances use the study, which holds the parent's 2 trials too.
+    page = api.request("GET", "/api/v1/tuning-jobs/tune-child/report")
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Objective over trials" in page.text and "tune-child-001-" in page.text
+    assert "Parameter importance is missing" not in page.text

@@ -111,7 +111,7 @@ def ranges(**kinds: list[dict[str, Any]]) -> dict[str, Any]:
         ({"objective": {"metric_name": "nope", "type": "Minimize"}}, "has no metric definition"),
         ({"name": "x" * 33}, "at most 32"),
         ({"name": "bad_name"}, "letters, digits and hyphens"),
-        ({"strategy": "Hyperband"}, "strategy"),
+        ({"strategy": "Simulated annealing"}, "strategy"),
     ],
 )
 def test_bad_specs_are_refused_with_a_reason(changes: dict[str, Any], expected: str) -> None:
@@ -271,3 +271,62 @@ def test_optuna_keeps_out_of_kennels_tables(tmp_path: Path) -> None:
     pg, pg_options = storage_url("postgresql+psycopg://k:pw@db/kennel")
     assert pg.startswith("postgresql+psycopg://k:pw@db/kennel")
     assert pg_options["connect_args"]["options"] == "-csearch_path=optuna"
+
+
+# Hyperband -------------------------------------------------------------------------------
+
+
+def test_hyperband_uses_tpe_with_the_hyperband_pruner_and_reports_epochs() -> None:
+    s = spec(strategy="Hyperband", hyperband={"min_resource": 2, "max_resource": 30})
+    chosen = _search.pruner(s)
+    assert isinstance(chosen, optuna.pruners.HyperbandPruner)
+    assert chosen._min_resource == 2 and chosen._max_resource == 30
+    assert isinstance(_search.sampler(s), optuna.samplers.TPESampler)
+    assert _search.reports_intermediate(s)
+    assert isinstance(_search.pruner(spec(strategy="Hyperband")), optuna.pruners.HyperbandPruner)
+    assert not _search.reports_intermediate(spec())
+    assert _search.reports_intermediate(spec(early_stopping="Auto"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"strategy": "Hyperband", "early_stopping": "Auto"}, "early_stopping must be Off"),
+        ({"hyperband": {"min_resource": 2}}, "go with the Hyperband strategy"),
+        (
+            {"strategy": "Hyperband", "hyperband": {"min_resource": 5, "max_resource": 5}},
+            "must be above min_resource",
+        ),
+    ],
+)
+def test_hyperband_settings_are_checked(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        spec(**changes)
+
+
+def test_hyperband_prunes_a_trial_far_behind_at_the_same_epoch() -> None:
+    s = spec(strategy="Hyperband", hyperband={"min_resource": 1, "max_resource": 9})
+    # A fixed study name: Hyperband assigns trials to brackets by hashing it.
+    study = optuna.create_study(
+        study_name="hb", sampler=_search.sampler(s), pruner=_search.pruner(s), direction="minimize"
+    )
+    dists = _search.distributions(s)
+    for _ in range(6):
+        good = study.ask(dists)
+        for step in range(9):
+            good.report(1.0 / (step + 1), step)
+            # As the controller does: asking records the trial at each rung it reaches.
+            assert not good.should_prune()
+        study.tell(good, 1.0 / 9)
+    pruned = 0
+    for _ in range(6):
+        bad = study.ask(dists)
+        for step in range(9):
+            bad.report(50.0, step)
+            if bad.should_prune():
+                pruned += 1
+                study.tell(bad, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(bad, 50.0)
+    assert pruned >= 1

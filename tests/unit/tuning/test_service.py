@@ -53,7 +53,8 @@ def service(tmp_path: Path) -> TuningService:
     db.upgrade()
     with db.session() as session:
         session.add(Dataset(name="digits", status="Available", source="test"))
-    settings = Settings(home=tmp_path)
+    # The fake trains on the cold path; warm slots are tested on a real server.
+    settings = Settings(home=tmp_path, warm_trials=False)
     return TuningService(db, settings, FakeTraining(), poll_seconds=0.01)  # type: ignore[arg-type]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 
 from kennel.api._authz import authorize
 from kennel.api._deps import Context
-from kennel.tuning import TuningJobSpec
+from kennel.tuning import TuningJobSpec, tuning_report
 
 router = APIRouter(prefix="/api/v1", tags=["tuning"])
 
@@ -33,6 +34,17 @@ def list_tuning_jobs(ctx: Context, status: str | None = None) -> dict[str, Any]:
 )
 def describe_tuning_job(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.tuning.describe(name)
+
+
+@router.get(
+    "/tuning-jobs/{name}/report",
+    # The same facts as describe, drawn: reading them needs what describe needs.
+    dependencies=[authorize("sagemaker:DescribeHyperParameterTuningJob", path="name")],
+    response_class=HTMLResponse,
+)
+def tuning_job_report(name: str, ctx: Context) -> HTMLResponse:
+    """A self-contained HTML page: objective over trials, parameter importance, trials."""
+    return HTMLResponse(tuning_report(ctx.tuning, name))
 
 
 @router.post(
