@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kennel._errors import KennelError
+from kennel._errors import KennelError, ValidationError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -76,3 +77,14 @@ def kv_table() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     return table
+
+
+def write_page(path: Path, page: str) -> None:
+    """Write a report page (``--html``), or say which file could not be written."""
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(
+            f"Cannot write {path}: {error.strerror or error}.",
+            hint="Give --html a file in a folder you can write to.",
+        ) from None

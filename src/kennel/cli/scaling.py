@@ -27,7 +27,7 @@ from kennel._client import path_segment
 from kennel._errors import NotFoundError, ValidationError
 from kennel.cli._aws import AwsClient, aws_client, parse_duration
 from kennel.cli._common import JsonOption, client
-from kennel.cli._output import console, fold_table, kv_table, plain, print_json, when
+from kennel.cli._output import console, fold_table, kv_table, plain, print_json, when, write_page
 from kennel.endpoints._scaling_spec import (
     DEFAULT_COOLDOWN,
     NAMESPACE,
@@ -298,7 +298,7 @@ def simulate(
             # A second replay, rendered by the server: its window ends a moment later,
             # which at most adds a period the text chart did not have.
             page = api.request("POST", path, json_body=body, params={"format": "html"})
-            _write_page(html, page.text)
+            write_page(html, page.text)
     if as_json:
         print_json(answer["result"])
         return
@@ -520,16 +520,6 @@ def _show_decisions(decisions: list[dict[str, Any]]) -> None:
             escape(decision["cause"]),
         )
     console.print(table)
-
-
-def _write_page(path: Path, page: str) -> None:
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as error:
-        raise ValidationError(
-            f"Cannot write {path}: {error.strerror or error}.",
-            hint="Give --html a file in a folder you can write to.",
-        ) from None
 
 
 def _metric_text(config: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from kennel._client import KennelClient, path_segment
 from kennel._errors import ValidationError
 from kennel.cli import endpoints
 from kennel.cli._common import JsonOption, client, pairs
-from kennel.cli._output import console, err_console, print_json
+from kennel.cli._output import console, err_console, print_json, write_page
 
 app = typer.Typer(
     help="Hyperparameter tuning jobs: create, describe (--html report), list, stop, best, deploy."
@@ -222,19 +222,9 @@ def describe(
     else:
         _show(job)
     if html is not None:
-        _write_page(html, page)
+        write_page(html, page)
         if not as_json:
             console.print(f"Wrote the report to {escape(str(html))}.", highlight=False)
-
-
-def _write_page(path: Path, page: str) -> None:
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as error:
-        raise ValidationError(
-            f"Cannot write {path}: {error.strerror or error}.",
-            hint="Give --html a file in a folder you can write to.",
-        ) from None
 
 
 @app.command("list")

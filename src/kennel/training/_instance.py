@@ -69,19 +69,7 @@ class TrainingInstance:
 
     def prepare(self, channels: dict[str, str], source_uri: str | None) -> dict[str, str]:
         """Make each channel a local folder and unpack the source; returns the channel paths."""
-        local: dict[str, str] = {}
-        for name, uri in channels.items():
-            target = self.work / "input" / "data" / name
-            _materialize(uri, target)
-            local[name] = str(target)
-        if source_uri:
-            archive = self.work / "sourcedir.tar.gz"
-            _copy_file(source_uri, archive)
-            from kennel.datasets import safe_extract
-
-            safe_extract(archive, self.work / "code")
-            archive.unlink()
-        return local
+        return prepare_inputs(self.work, channels, source_uri)
 
     def write_config(self, hyperparameters: dict[str, str], resource: dict[str, Any]) -> None:
         config = self.work / "input" / "config"
@@ -149,6 +137,24 @@ class TrainingInstance:
         shutil.rmtree(self.work, ignore_errors=True)
         with contextlib.suppress(OSError):  # the job's folder goes once its last host has
             self.work.parent.rmdir()
+
+
+def prepare_inputs(root: Path, channels: dict[str, str], source_uri: str | None) -> dict[str, str]:
+    """Channels into ``root``/input/data/<name>, the source unpacked into ``root``/code (the
+    SageMaker layout); returns each channel's local path."""
+    local: dict[str, str] = {}
+    for name, uri in channels.items():
+        target = root / "input" / "data" / name
+        _materialize(uri, target)
+        local[name] = str(target)
+    if source_uri:
+        from kennel.datasets import safe_extract
+
+        archive = root / "sourcedir.tar.gz"
+        _copy_file(source_uri, archive)
+        safe_extract(archive, root / "code")
+        archive.unlink()
+    return local
 
 
 def _materialize(uri: str, target: Path) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kennel.cluster._catalog import InstanceType
-from kennel.training._instance import PYTHON, WORK_ROOT_ENV, TrainingInstance, _materialize
+from kennel.training._instance import PYTHON, WORK_ROOT_ENV, TrainingInstance, prepare_inputs
 from kennel.training._runner import JobRunner, plan_placement, sm_environment
 
 if TYPE_CHECKING:
@@ -86,20 +86,7 @@ class WarmSlotWorker(TrainingInstance):
 
     def prepare(self, channels: dict[str, str], source_uri: str | None) -> dict[str, str]:
         """Download once, for every trial: the channels and the source into the slot."""
-        local: dict[str, str] = {}
-        for name, uri in channels.items():
-            target = self.slot_dir / "input" / "data" / name
-            _materialize(uri, target)
-            local[name] = str(target)
-        if source_uri:
-            from kennel.datasets import safe_extract
-            from kennel.training._instance import _copy_file
-
-            archive = self.slot_dir / "sourcedir.tar.gz"
-            _copy_file(source_uri, archive)
-            safe_extract(archive, self.slot_dir / "code")
-            archive.unlink()
-        return local
+        return prepare_inputs(self.slot_dir, channels, source_uri)
 
     def start_zygote(self) -> float:
         """Start the warm Python and wait until it has imported torch; its start seconds."""
