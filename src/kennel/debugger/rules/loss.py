@@ -1,0 +1,3 @@
+"""Built-in rules (see _base)."""
+
+from __future__ import annotations
