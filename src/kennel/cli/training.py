@@ -18,9 +18,10 @@ from rich.table import Table
 from kennel._client import KennelClient, path_segment
 from kennel._errors import ValidationError
 from kennel.cli._common import JsonOption, client, pairs
+from kennel.cli._debugger import debug_blocks, report_command, show_rules
 from kennel.cli._output import console, err_console, print_json
 
-jobs_app = typer.Typer(help="Training jobs: list, describe, logs, metrics, stop.")
+jobs_app = typer.Typer(help="Training jobs: list, describe, logs, metrics, report, stop.")
 
 BASE = "/api/v1/training-jobs"
 FOLLOW_POLL_SECONDS = 1.0
@@ -53,6 +54,24 @@ def train(
         list[str] | None, typer.Option("--metric", help="Metric name=regex, repeatable.")
     ] = None,
     output_path: Annotated[str | None, typer.Option(help="Where model.tar.gz goes.")] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            help="A Debugger or profiler rule, e.g. vanishing_gradient or "
+            "'exploding_tensor:only_nan=true,action=StopTraining'; repeatable.",
+        ),
+    ] = None,
+    debugger: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON file with the debugger block (save_interval, rules ...)."),
+    ] = None,
+    profiler: Annotated[
+        bool, typer.Option(help="System and framework metrics (the report's data).")
+    ] = True,
+    save_interval: Annotated[
+        int | None, typer.Option(help="Steps between the hook's tensor saves.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the logs until the job ends.")] = True,
     local: Annotated[
         bool, typer.Option("--local", help="Run in the foreground here, with no server.")
@@ -76,6 +95,7 @@ def train(
         "environment": pairs(env, "Env"),
         "metric_definitions": [{"name": k, "regex": v} for k, v in pairs(metric, "Metric").items()],
         "output_path": output_path,
+        **debug_blocks(rule, debugger, profiler=profiler, save_interval=save_interval),
     }
     with client() as api:
         if source_dir is not None:
@@ -203,6 +223,7 @@ def _show(job: dict[str, Any], as_json: bool) -> None:
         table.add_row("model", job["model_artifact_uri"])
     table.add_row("billable", f"{job['billable_seconds']} s (${job['cost_usd']:.4f})")
     console.print(table)
+    show_rules(job.get("rule_evaluations") or [])
 
 
 @jobs_app.command("list")
@@ -282,6 +303,9 @@ def metrics(name: str, as_json: JsonOption = False) -> None:
             f"{max(values):g}",
         )
     console.print(table)
+
+
+jobs_app.command("report")(report_command)
 
 
 @jobs_app.command("stop")

@@ -94,7 +94,9 @@ class RuleEngine:
 
 def _quiet_details(finding: Finding) -> str:
     if finding.issue is None:
-        return f"Not enough data to tell: {finding.details}" if finding.details else (
-            "Not enough data to tell."
+        return (
+            f"Not enough data to tell: {finding.details}"
+            if finding.details
+            else ("Not enough data to tell.")
         )
     return finding.details

@@ -40,15 +40,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from torch import nn
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
 )
-from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-CONFIG_ENV = "KENNEL_DEBUGGER_CONFIG"
-"""JSON of ``HookConfig`` fields; set by kennel for a job with a debugger or profiler."""
+from kennel.debugger._spec import CONFIG_ENV
 
 COLLECTIONS = ("losses", "weights", "gradients", "activations", "labels")
 STAT_NAMES = ("mean", "std", "min", "max", "norm", "abs_mean", "zero_frac", "nonfinite")
@@ -58,7 +57,7 @@ FLUSH_STEPS = 50
 FLUSH_SECONDS = 2.0
 
 
-class modes:  # noqa: N801 - smdebug's spelling: ``modes.TRAIN``
+class modes:
     TRAIN = "train"
     EVAL = "eval"
 
@@ -343,7 +342,9 @@ class Hook:
                     rows.append(_stats(param.grad.detach()))
         activations = self._pending.activations
         self._pending.activations = {}
-        act_rows = [torch.stack([torch.as_tensor(v).float() for v in vs]) for vs in activations.values()]
+        act_rows = [
+            torch.stack([torch.as_tensor(v).float() for v in vs]) for vs in activations.values()
+        ]
         values = torch.stack(rows).tolist() if rows else []
         for (kind, name), row in zip(names, values, strict=True):
             record.setdefault(kind, {})[name] = dict(zip(STAT_NAMES, row, strict=True))
@@ -360,7 +361,12 @@ class Hook:
     def _write_eval_loss(self) -> None:
         if self._eval_sum is not None and self._eval_count:
             loss = float(self._eval_sum) / self._eval_count
-            record = {"step": self.step, "mode": modes.EVAL, "loss": loss, "count": self._eval_count}
+            record = {
+                "step": self.step,
+                "mode": modes.EVAL,
+                "loss": loss,
+                "count": self._eval_count,
+            }
             self._write("losses", [record])
         self._eval_sum, self._eval_count = None, 0
 
@@ -432,7 +438,7 @@ def get_hook() -> Hook:
     nothing, so a script that uses it runs unchanged anywhere. One hook per process,
     as smdebug has it: the optimizer step hooks PyTorch calls are global.
     """
-    global _HOOK  # noqa: PLW0603 - one per process, by design (see above)
+    global _HOOK
     if _HOOK is None:
         text = os.environ.get(CONFIG_ENV)
         _HOOK = Hook(HookConfig.from_json(text, os.environ) if text else None)

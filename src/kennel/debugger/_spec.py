@@ -25,6 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+CONFIG_ENV = "KENNEL_DEBUGGER_CONFIG"
+"""JSON of the hook's configuration (``hook_config``); set by kennel for a job's script."""
+
 Collection = Literal["losses", "weights", "gradients", "activations", "labels"]
 DEFAULT_COLLECTIONS: list[Collection] = ["losses", "weights", "gradients", "labels"]
 INTERVALS_MS = (100, 200, 500, 1000, 5000, 60000)

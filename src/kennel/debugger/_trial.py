@@ -11,7 +11,7 @@ to the artifact store under ``training-jobs/<job>/debug-output/<host>/``.
                      "weights": {name: stats}, "gradients": {name: stats},
                      "activations": {module: act}, "labels": {"count": [...],
                      "correct": [...]}}``; a stats dict has ``mean std min max norm
-                     abs_mean zero_frac nonfinite numel``; an ``act`` dict has
+                     abs_mean zero_frac nonfinite``; an ``act`` dict has
                      ``in_mean in_std out_zero_frac dead_frac``; labels are counted
                      over every train step so far (per class: seen, predicted right)
 ``framework.jsonl``  one per train step: ``{"rank", "step", "start", "data", "forward",
@@ -20,7 +20,9 @@ to the artifact store under ``training-jobs/<job>/debug-output/<host>/``.
 ``scalars.jsonl``    ``{"rank", "step", "mode", "name", "value"}`` from ``save_scalar``
 ``system.jsonl``     every profiling interval, from the instance (not the script):
                      ``{"t", "cpu": [% per core], "proc_cpu": % of one core, summed
-                     over the script's processes, "cpus": cores the instance has,
+                     over the script's processes, "proc_cpu_wait": % of one core its
+                     threads were ready to run but waited for one (Linux; a busy
+                     shared machine), "cpus": cores the instance has,
                      "mem_pct", "proc_rss_mb", "read_mb_s", "write_mb_s",
                      "gpu": [% per GPU] (absent without one), "gpu_mem_pct": [...]}``
 

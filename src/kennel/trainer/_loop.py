@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kennel.debugger._hook import Hook, modes
 from kennel.trainer._args import TrainerConfig
 from kennel.trainer._checkpoint import Progress, save_checkpoint
 from kennel.trainer._data import Batches, Loaders
@@ -79,6 +80,9 @@ class Fit:
     placement: Placement
     log: Log
     checkpoint_identity: dict[str, Any]
+    criterion: nn.Module = field(default_factory=nn.CrossEntropyLoss)
+    hook: Hook = field(default_factory=lambda: Hook(None))
+    """The debugger/profiler hook (kennel.debugger); disabled unless the job asks."""
 
 
 def fit(config: TrainerConfig, run: Fit, progress: Progress) -> tuple[Progress, list[EpochStats]]:
@@ -91,7 +95,9 @@ def fit(config: TrainerConfig, run: Fit, progress: Progress) -> tuple[Progress, 
         first_step = (epoch - 1) * steps_per_epoch
         train_loss, samples_per_sec = train_epoch(run, epoch, first_step, config.log_interval)
         broadcast_buffers(run.network.bare, run.placement)
-        valid = evaluate(run.network.bare, run.loaders.valid, run.placement)
+        run.hook.set_mode(modes.EVAL)
+        valid = evaluate(run.network.bare, run.loaders.valid, run.placement, run.criterion)
+        run.hook.set_mode(modes.TRAIN)
         stats = EpochStats(epoch, train_loss, valid.loss, valid.accuracy, samples_per_sec)
         run.log(stats.line())
         history.append(stats)
@@ -126,8 +132,8 @@ def train_epoch(run: Fit, epoch: int, first_step: int, log_interval: int) -> tup
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(images), labels)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss = run.criterion(model(images), labels)
+        loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * labels.size(0)
         seen += labels.size(0)
@@ -140,8 +146,12 @@ def train_epoch(run: Fit, epoch: int, first_step: int, log_interval: int) -> tup
     return loss_total / max(samples, 1.0), samples / max(elapsed, 1e-9)
 
 
-def evaluate(model: nn.Module, loader: Batches, placement: Placement) -> Evaluation:
-    """Mean loss and accuracy over the whole set, summed over every rank's shard."""
+def evaluate(
+    model: nn.Module, loader: Batches, placement: Placement, criterion: nn.Module | None = None
+) -> Evaluation:
+    """Mean loss and accuracy over the whole set, summed over every rank's shard.
+
+    With ``criterion`` (the registered loss module) the hook sees each batch's loss."""
     model.eval()
     device = placement.device
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
@@ -150,7 +160,10 @@ def evaluate(model: nn.Module, loader: Batches, placement: Placement) -> Evaluat
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             logits = model(images)
-            totals[0] += F.cross_entropy(logits, labels, reduction="sum")
+            if criterion is None:
+                totals[0] += F.cross_entropy(logits, labels, reduction="sum")
+            else:
+                totals[0] += criterion(logits, labels) * labels.size(0)
             totals[1] += (logits.argmax(dim=1) == labels).sum()
             totals[2] += labels.size(0)
     loss_sum, correct, count = all_reduce_sum(totals, placement).tolist()

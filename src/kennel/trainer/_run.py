@@ -65,8 +65,12 @@ def _train(
     else:
         model, run = _prepare_features(config, placement, FeatureStore(decision.location), log)
     progress = _resume(config, run, placement, log)
+    _attach_hook(run)
     prepared = time.perf_counter()
-    progress, history = fit(config, run, progress)
+    try:
+        progress, history = fit(config, run, progress)
+    finally:
+        run.hook.close()
     trained = time.perf_counter()
     test = _test(run, run.loaders, placement, log)
     timing = {
@@ -80,6 +84,15 @@ def _train(
         _write_outputs(config, model, run.loaders.classes, metrics, log)
     _write_digest(model, placement, environ)
     return metrics
+
+
+def _attach_hook(run: Fit) -> None:
+    """The job's debugger/profiler hook (a no-op one outside a job that asks for it)."""
+    from kennel.debugger._hook import get_hook
+
+    run.hook = get_hook()
+    run.hook.register_module(run.network.bare)
+    run.hook.register_loss(run.criterion)
 
 
 def _prepare_images(config: TrainerConfig, placement: Placement, log: Log) -> tuple[nn.Module, Fit]:

@@ -25,10 +25,14 @@ WORK_ROOT_ENV = "KENNEL_JOB_WORK_ROOT"
 PYTHON = "{python}"
 """Stands for the node's Python in a command (nodes may install kennel in different places)."""
 MAX_LOG_READ = 256 * 2**10
+MAX_DEBUG_READ = 2**20
 
 
 class TrainingInstance:
     """Lives on a Ray worker; every method returns quickly except prepare and upload."""
+
+    monitor: Any = None
+    """The profiler's system monitor while the script runs (``start_monitor``)."""
 
     def __init__(self, job_name: str, host: str, artifact_url: str) -> None:
         root = Path(os.environ.get(WORK_ROOT_ENV) or Path(tempfile.gettempdir()) / "kennel-jobs")
@@ -94,7 +98,48 @@ class TrainingInstance:
         return self.process.pid
 
     def poll(self) -> int | None:
-        return None if self.process is None else self.process.poll()
+        code = None if self.process is None else self.process.poll()
+        if code is not None:
+            self.stop_monitor()
+        return code
+
+    def script_pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    # The profiler and the hook's output ------------------------------------------
+
+    @property
+    def debug_dir(self) -> Path:
+        """Where the script's hook and this instance's system monitor write."""
+        return self.work / "output" / "debug"
+
+    def start_monitor(self, interval_s: float, cpus: int) -> None:
+        """Sample this node's and the script's CPU, memory and I/O beside it."""
+        from kennel.debugger._system import SystemMonitor
+
+        self.stop_monitor()
+        self.debug_dir.mkdir(parents=True, exist_ok=True)
+        self.monitor = SystemMonitor(self.debug_dir, self.script_pid(), cpus, interval_s)
+        self.monitor.start()
+
+    def stop_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
+
+    def read_debug(self, offsets: dict[str, int]) -> dict[str, tuple[bytes, int]]:
+        """What each debug file gained past ``offsets`` (by file name), a bounded chunk."""
+        chunks: dict[str, tuple[bytes, int]] = {}
+        if not self.debug_dir.is_dir():
+            return chunks
+        for path in sorted(self.debug_dir.glob("*.jsonl")):
+            offset = offsets.get(path.name, 0)
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read(MAX_DEBUG_READ)
+            if data:
+                chunks[path.name] = (data, offset + len(data))
+        return chunks
 
     def read_log(self, offset: int) -> tuple[bytes, int]:
         with self.log_path.open("rb") as f:
@@ -104,7 +149,9 @@ class TrainingInstance:
 
     def terminate(self, grace_seconds: float) -> int | None:
         """SIGTERM the script's process group, SIGKILL it after the grace period."""
-        return terminate_group(self.process, grace_seconds)
+        code = terminate_group(self.process, grace_seconds)
+        self.stop_monitor()
+        return code
 
     def failure_file(self) -> str | None:
         """SageMaker's convention: the script's /opt/ml/output/failure becomes FailureReason."""
@@ -134,6 +181,7 @@ class TrainingInstance:
 
     def cleanup(self) -> None:
         self.terminate(1.0)
+        self.stop_monitor()
         shutil.rmtree(self.work, ignore_errors=True)
         with contextlib.suppress(OSError):  # the job's folder goes once its last host has
             self.work.parent.rmdir()

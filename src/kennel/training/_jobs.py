@@ -61,6 +61,9 @@ def job_to_dict(job: TrainingJob) -> dict[str, Any]:
         "placement": job.placement,
         "status_transitions": job.status_transitions,
         "final_metrics": job.final_metrics,
+        "debugger": job.debugger_config,
+        "profiler": job.profiler_config,
+        "rule_evaluations": job.rule_evaluations or [],
         "billable_seconds": job.billable_seconds,
         "cost_usd": round(job.cost_usd, 6),
         "created_at": job.created_at.isoformat(),
@@ -145,6 +148,9 @@ class TrainingService:
             placement={},
             status_transitions=[],
             final_metrics={},
+            debugger_config=spec.debugger.model_dump() if spec.debugger else None,
+            profiler_config=spec.profiler.model_dump(),
+            rule_evaluations=_initial_rule_statuses(spec),
         )
         try:
             with self.db.session() as session:
@@ -306,6 +312,15 @@ class TrainingService:
                 )
         return series
 
+    def report(self, name: str) -> str:
+        """The profiler report page: system use, step times, phases, rules, curves."""
+        from kennel.debugger._report import profiler_report
+        from kennel.training._debug_watch import DEBUG_FOLDER, job_trial
+
+        job = self.describe(name)
+        trial = job_trial(self.log_dir / name / DEBUG_FOLDER)
+        return profiler_report(job, trial, job["rule_evaluations"])
+
     # Stop -------------------------------------------------------------------------
 
     def stop(self, name: str) -> dict[str, Any]:
@@ -383,3 +398,11 @@ def _trainer_argument_problem(hyperparameters: dict[str, str]) -> str | None:
         lines = [line for line in stderr.getvalue().splitlines() if "error:" in line]
         return lines[-1].split("error:", 1)[1].strip() if lines else stderr.getvalue().strip()
     return None
+
+
+def _initial_rule_statuses(spec: TrainingJobSpec) -> list[dict[str, Any]]:
+    """Every configured rule, InProgress, so describe lists them from the first moment."""
+    from kennel.debugger._engine import RuleEngine
+
+    debugger_rules = spec.debugger.rules if spec.debugger else []
+    return RuleEngine(debugger_rules, spec.profiler.rules).statuses()

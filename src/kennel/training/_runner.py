@@ -13,10 +13,13 @@ import re
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kennel.cluster._catalog import InstanceType, instance_type
+from kennel.debugger._spec import CONFIG_ENV, hook_config
 from kennel.store import MetricSample, TrainingJob
+from kennel.training._debug_watch import DEBUG_FOLDER, DebugWatch, debug_configs
 from kennel.training._instance import PYTHON, TrainingInstance
 from kennel.training._spec import BUILTIN_TRAINER
 
@@ -61,6 +64,8 @@ class JobRunner(threading.Thread):
         self.last_metrics: dict[str, float] = {}
         self._compiled: list[tuple[str, re.Pattern[str]]] | None = None
         self.poll_seconds = POLL_SECONDS
+        self.hosts: list[str] = []
+        self.debug: DebugWatch | None = None
 
     def request_stop(self, reason: str = "Stopped by request.") -> None:
         self._stop_reason = reason
@@ -73,7 +78,9 @@ class JobRunner(threading.Thread):
         itype = instance_type(job["instance_type"])
         self.deadline = time.monotonic() + job["max_runtime_seconds"]
         hosts = [f"algo-{i + 1}" for i in range(job["instance_count"])]
+        self.hosts = hosts
         (self.service.log_dir / self.job_name).mkdir(parents=True, exist_ok=True)
+        self.debug = DebugWatch(job, self.service.log_dir / self.job_name / DEBUG_FOLDER)
         try:
             self._start(job, itype, hosts)
             self._watch(hosts)
@@ -193,8 +200,20 @@ class JobRunner(threading.Thread):
             self._get([actor.write_config.remote(job["hyperparameters"], resource)], "")
             refs.append(actor.start.remote(command, env, None))
         self._get(refs, what="starting the entry point")
+        self._start_monitors(job, placement)
         self.training_started = time.monotonic()
         self._update(training_started_at=datetime.now(UTC))
+
+    def _start_monitors(self, job: dict[str, Any], placement: dict[str, Any]) -> None:
+        """The profiler's system metrics, sampled by each instance beside its script."""
+        _, profiler = debug_configs(job)
+        if profiler.enabled:
+            interval, cpus = profiler.interval_ms / 1000, int(placement["threads_per_instance"])
+            refs = [a.start_monitor.remote(interval, cpus) for a in self.actors]
+            try:
+                self._get(refs, what="starting the profiler")
+            except JobFailed as exc:  # the job runs on without system metrics
+                log.warning("%s: %s", self.job_name, exc)
 
     def _command(self, job: dict[str, Any]) -> list[str]:
         args = [part for k, v in job["hyperparameters"].items() for part in (f"--{k}", str(v))]
@@ -208,6 +227,7 @@ class JobRunner(threading.Thread):
         exit_codes: dict[str, int] = {}
         while True:
             self._drain_logs(hosts)
+            self._watch_rules(hosts)
             codes = ray.get([a.poll.remote() for a in self.actors])
             for host, code in zip(hosts, codes, strict=True):
                 if code is not None:
@@ -221,6 +241,34 @@ class JobRunner(threading.Thread):
                 return
             self._check_stop_or_timeout()
             time.sleep(self.poll_seconds)
+
+    def _watch_rules(self, hosts: list[str]) -> None:
+        """Copy the debug output, run the rules; a StopTraining rule that fires stops us."""
+        if self.debug is None:
+            return
+        self.debug.drain(hosts, self.actors)
+        changed, stop = self.debug.evaluate()
+        if changed:
+            self._update(rule_evaluations=self.debug.statuses())
+        if stop and not self._stop.is_set():
+            state = stop[0]
+            name = state.configuration.configuration_name
+            self.request_stop(f"Stopped by rule {name} (action StopTraining): {state.details}")
+
+    def _close_rules(self) -> None:
+        """Last copy and final evaluation; the data into the artifact store."""
+        if self.debug is None or not self.debug.enabled:
+            return
+        try:
+            if self.actors and self.hosts:
+                self.debug.drain(self.hosts, self.actors)
+            self.debug.evaluate(final=True)
+            self._update(rule_evaluations=self.debug.statuses())
+            key = _output_key(self._load()["output_path"], self.service.artifacts)
+            if key is not None:
+                self.debug.upload(self.service.artifacts, f"{key}/debug-output")
+        except Exception as exc:  # noqa: BLE001 - the job's own outcome stands regardless
+            log.warning("closing the debugger of %s failed: %s", self.job_name, exc)
 
     def _check_stop_or_timeout(self) -> None:
         if self._stop.is_set():
@@ -355,6 +403,7 @@ class JobRunner(threading.Thread):
         model: str | None = None,
         failure: str | None = None,
     ) -> None:
+        self._close_rules()
         job = self._load()
         itype = instance_type(job["instance_type"])
         seconds = 0
@@ -539,6 +588,9 @@ def sm_environment(
         # The built-in trainer's feature cache (frozen backbone): trials of one tuning job
         # share backbone features through the artifact store, which every node can read.
         env["KENNEL_FEATURE_CACHE_URL"] = f"{artifact_url.rstrip('/')}/feature-cache"
+    hook = hook_config(*debug_configs(job), out_dir=str(Path(paths["output"]) / DEBUG_FOLDER))
+    if hook is not None:
+        env[CONFIG_ENV] = json.dumps(hook)
     env.update(job["environment"])
     return env
 

@@ -163,11 +163,16 @@ class WarmSlotWorker(TrainingInstance):
         """When the zygote forked the trial (epoch seconds)."""
         return self.started_at
 
+    def script_pid(self) -> int | None:
+        return self.pid
+
     def poll(self) -> int | None:
         if self.pid is None or self.exit_code is not None:
             return self.exit_code
         code = self._call({"op": "poll", "pid": self.pid}).get("code")
         self.exit_code = None if code is None else int(code)
+        if self.exit_code is not None:
+            self.stop_monitor()
         return self.exit_code
 
     def terminate(self, grace_seconds: float) -> int | None:
@@ -188,6 +193,7 @@ class WarmSlotWorker(TrainingInstance):
         """Kill what is left of the trial and drop its folder (its model was uploaded)."""
         if self.pid is not None:
             self.terminate(1.0)
+        self.stop_monitor()
         if self.work != self.slot_dir:
             shutil.rmtree(self.work, ignore_errors=True)
         self.work, self.pid, self.exit_code = self.slot_dir, None, None
@@ -382,6 +388,7 @@ class WarmJobRunner(JobRunner):
         )
         self._transition("Training", f"Training in progress on warm slot {self.slot.name}.")
         self._get([actor.start.remote(self._command(job), env, None)], "starting the entry point")
+        self._start_monitors(job, self.slot.placement)
         started = self._get([actor.trial_started_at.remote()], "")[0]
         self.training_started = time.monotonic()
         self._update(

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from kennel.debugger._spec import DebuggerConfig, ProfilerConfig
+
 BUILTIN_TRAINER = "kennel.trainer"
 
 # The built-in trainer's log lines, as SageMaker metric definitions.
@@ -51,6 +53,10 @@ class TrainingJobSpec(BaseModel):
     environment: dict[str, str] = Field(default_factory=dict)
     metric_definitions: list[MetricDefinition] = Field(default_factory=list)
     output_path: str | None = None
+    debugger: DebuggerConfig | None = None
+    """The hook's collections and Debugger rules; none by default (as in SageMaker)."""
+    profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+    """System and framework metrics and profiler rules; on by default (as in SageMaker)."""
 
     @field_validator("channels")
     @classmethod

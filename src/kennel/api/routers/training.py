@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 
 from kennel.api._authz import authorize
 from kennel.api._deps import Context
@@ -59,3 +60,13 @@ def training_job_logs(
 @router.get("/training-jobs/{name}/metrics", dependencies=[authorize("cloudwatch:GetMetricData")])
 def training_job_metrics(name: str, ctx: Context) -> dict[str, Any]:
     return {"metrics": ctx.training.metrics(name)}
+
+
+@router.get(
+    "/training-jobs/{name}/report",
+    response_class=HTMLResponse,
+    dependencies=[authorize("sagemaker:DescribeTrainingJob", path="name")],
+)
+def training_job_report(name: str, ctx: Context) -> HTMLResponse:
+    """The profiler report: one self-contained page (Plotly inlined)."""
+    return HTMLResponse(ctx.training.report(name))

@@ -1,0 +1,127 @@
+"""Debugger rules and the profiler on real training jobs (real server, Ray, scripts).
+
+The rules' own logic is unit-tested against runs built to trigger each one
+(tests/unit/debugger); here the platform's part: the job's spec reaches the script's
+hook, the instance samples the system, the server copies the data while the job runs,
+evaluates the rules, shows their statuses, stops a job whose rule says so, keeps the data
+in the artifact store and renders the report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests._uploads import upload_sources
+
+from kennel._client import KennelClient
+from kennel._errors import KennelError
+
+SCRIPTS = Path(__file__).parent / "scripts"
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+@pytest.fixture(scope="module")
+def hooked_source(server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return upload_sources(server, tmp_path_factory.mktemp("hooked"), SCRIPTS / "hooked.py")
+
+
+def wait_for(api: KennelClient, name: str, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = api.get(f"/api/v1/training-jobs/{name}")
+        if job["status"] in TERMINAL:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"{name} did not finish in {timeout} s")
+
+
+def statuses(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["rule_configuration_name"]: s for s in job["rule_evaluations"]}
+
+
+def hooked_job(name: str, source: str, **hyperparameters: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "entry_point": "hooked.py",
+        "source_uri": source,
+        "hyperparameters": hyperparameters,
+        "debugger": {
+            "save_interval": 5,
+            "rules": [
+                {"rule": "exploding_tensor"},
+                {"rule": "LossNotDecreasing"},
+            ],
+        },
+        "profiler": {"interval_ms": 100, "rules": [{"rule": "IOBottleneck"}]},
+    }
+
+
+def test_a_healthy_script_ends_with_no_issues_and_its_data_kept(
+    api: KennelClient, server: Any, hooked_source: str
+) -> None:
+    created = api.post("/api/v1/training-jobs", hooked_job("dbg-healthy", hooked_source))
+    assert {s["status"] for s in created["rule_evaluations"]} == {"InProgress"}
+    job = wait_for(api, "dbg-healthy")
+    assert job["status"] == "Completed", job["failure_reason"]
+    found = statuses(job)
+    assert set(found) == {"ExplodingTensor", "LossNotDecreasing", "IOBottleneck"}
+    for name, status in found.items():
+        assert status["status"] == "NoIssuesFound", (name, status)
+    # The data went to the artifact store beside the model, by host.
+    store = server.home / "artifacts" / "training-jobs" / "dbg-healthy" / "output"
+    saved = {p.name for p in (store / "debug-output" / "algo-1").iterdir()}
+    assert {"losses.jsonl", "tensors.jsonl", "framework.jsonl", "system.jsonl"} <= saved
+    page = api.request("GET", "/api/v1/training-jobs/dbg-healthy/report").text
+    assert "dbg-healthy" in page and "IOBottleneck" in page
+
+
+def test_a_rule_with_stop_training_stops_the_job(api: KennelClient, hooked_source: str) -> None:
+    spec = hooked_job("dbg-explode", hooked_source, lr=1e12, epochs=20, steps=50)
+    spec["debugger"]["rules"][0]["actions"] = ["StopTraining"]
+    api.post("/api/v1/training-jobs", spec)
+    job = wait_for(api, "dbg-explode")
+    assert job["status"] == "Stopped", job
+    assert "ExplodingTensor" in job["status_message"] or "ExplodingTensor" in str(
+        job["status_transitions"]
+    )
+    exploding = statuses(job)["ExplodingTensor"]
+    assert exploding["status"] == "IssuesFound"
+    assert exploding["status_details"]
+    # It stopped well before its 20 epochs x 50 steps.
+    assert job["billable_seconds"] < 60
+
+
+def test_a_slow_data_loader_is_an_io_bottleneck(api: KennelClient, hooked_source: str) -> None:
+    spec = hooked_job("dbg-io", hooked_source, **{"loader-sleep": 0.05, "steps": 30})
+    api.post("/api/v1/training-jobs", spec)
+    job = wait_for(api, "dbg-io")
+    assert job["status"] == "Completed", job["failure_reason"]
+    io = statuses(job)["IOBottleneck"]
+    assert io["status"] == "IssuesFound", io
+    assert io["advice"]
+
+
+@pytest.mark.parametrize(
+    ("block", "words"),
+    [
+        ({"debugger": {"rules": [{"rule": "no_such_rule"}]}}, "VanishingGradient"),
+        ({"debugger": {"rules": [{"rule": "dead_relu"}]}}, "activations"),
+        ({"debugger": {"rules": [{"rule": "IOBottleneck"}]}}, "profiler.rules"),
+        ({"debugger": {"rules": [{"rule": "overfit", "parameters": {"nope": 1}}]}}, "nope"),
+        ({"profiler": {"interval_ms": 123}}, "interval_ms"),
+    ],
+)
+def test_bad_debugger_configuration_is_refused_before_the_job_exists(
+    api: KennelClient, hooked_source: str, block: dict[str, Any], words: str
+) -> None:
+    spec = {"name": "dbg-bad", "entry_point": "hooked.py", "source_uri": hooked_source, **block}
+    with pytest.raises(KennelError) as caught:
+        api.post("/api/v1/training-jobs", spec)
+    assert caught.value.status == 400
+    assert words in str(caught.value)
+    with pytest.raises(KennelError) as missing:
+        api.get("/api/v1/training-jobs/dbg-bad")
+    assert missing.value.status == 404
