@@ -97,7 +97,9 @@ class Trial:
         points = [
             (int(r["step"]), float(r["loss"]))
             for r in self.main.losses
-            if r.get("mode") == mode and "loss" in r
+            if r.get("mode") == mode
+            and isinstance(r.get("loss"), int | float)
+            and isinstance(r.get("step"), int)
         ]
         return sorted(points)
 

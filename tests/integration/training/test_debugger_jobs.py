@@ -104,6 +104,23 @@ def test_a_slow_data_loader_is_an_io_bottleneck(api: KennelClient, hooked_source
     assert io["advice"]
 
 
+def test_one_slow_instance_of_two_is_a_load_imbalance(
+    api: KennelClient, hooked_source: str
+) -> None:
+    spec = hooked_job(
+        "dbg-unbalanced", hooked_source, **{"loader-sleep": 0.03, "slow-rank": 1, "steps": 30}
+    )
+    spec.update(
+        instance_count=2, profiler={"interval_ms": 100, "rules": [{"rule": "LoadBalancing"}]}
+    )
+    api.post("/api/v1/training-jobs", spec)
+    job = wait_for(api, "dbg-unbalanced")
+    assert job["status"] == "Completed", job["failure_reason"]
+    balance = statuses(job)["LoadBalancing"]
+    assert balance["status"] == "IssuesFound", balance
+    assert "algo-2" in balance["status_details"]
+
+
 @pytest.mark.parametrize(
     ("block", "words"),
     [

@@ -1,8 +1,9 @@
 """A user's own training script with kennel's debugger hook: the few lines it takes.
 
 ``--loader-sleep S`` makes the data loader wait S seconds per batch (an I/O bottleneck);
-``--lr`` far too high makes the tensors explode. It trains a small MLP on synthetic data,
-with an evaluation pass per epoch.
+``--lr`` far too high makes the tensors explode; ``--slow-rank R`` puts the loader's sleep
+on that rank only (an unbalanced multi-instance job). It trains a small MLP on synthetic
+data, with DDP when the job has several instances, and an evaluation pass per epoch.
 """
 
 import argparse
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--loader-sleep", type=float, default=0.0)
+    parser.add_argument("--slow-rank", type=int, default=-1)
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "."))
     args, _ = parser.parse_known_args()
     torch.manual_seed(0)
@@ -37,6 +39,12 @@ def main() -> None:
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    rank = int(os.environ.get("RANK", "0"))
+    trained: nn.Module = model
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        torch.distributed.init_process_group("gloo")
+        trained = nn.parallel.DistributedDataParallel(model)
+    sleep = args.loader_sleep if args.slow_rank in (-1, rank) else 0.0
 
     hook = debugger.get_hook()  # the three lines a script adds
     hook.register_module(model)
@@ -45,9 +53,9 @@ def main() -> None:
     for epoch in range(args.epochs):
         hook.set_mode(debugger.modes.TRAIN)
         model.train()
-        for x, y in batches(args.steps, 32, args.loader_sleep, generator):
+        for x, y in batches(args.steps, 32, sleep, generator):
             optimizer.zero_grad()
-            loss = criterion(model(x), y)
+            loss = criterion(trained(x), y)
             loss.backward()
             optimizer.step()
         hook.set_mode(debugger.modes.EVAL)
@@ -56,7 +64,10 @@ def main() -> None:
             for x, y in batches(5, 64, 0.0, generator):
                 valid = criterion(model(x), y)
         print(f"epoch={epoch} loss={loss.item():.4f} valid_loss={valid.item():.4f}", flush=True)
-    torch.save(model.state_dict(), Path(args.model_dir) / "model.pth")
+    if rank == 0:
+        torch.save(model.state_dict(), Path(args.model_dir) / "model.pth")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
