@@ -9,33 +9,22 @@ in the artifact store and renders the report.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests._uploads import upload_sources
+from tests.integration.training.test_training_jobs import wait_for
 
 from kennel._client import KennelClient
 from kennel._errors import KennelError
 
 SCRIPTS = Path(__file__).parent / "scripts"
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 @pytest.fixture(scope="module")
 def hooked_source(server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     return upload_sources(server, tmp_path_factory.mktemp("hooked"), SCRIPTS / "hooked.py")
-
-
-def wait_for(api: KennelClient, name: str, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.get(f"/api/v1/training-jobs/{name}")
-        if job["status"] in TERMINAL:
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"{name} did not finish in {timeout} s")
 
 
 def statuses(job: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.unit.debugger.test_debugger_rules import DEBUGGER_RULES
 from torch import nn
 
 from kennel.debugger import Trial, read_trial
@@ -19,16 +20,6 @@ from kennel.debugger._hook import Hook, HookConfig, modes
 from kennel.debugger.rules import Finding, rule_class
 
 ALL_COLLECTIONS = frozenset({"losses", "weights", "gradients", "activations", "labels"})
-DEBUGGER_RULES = (
-    "LossNotDecreasing",
-    "Overfit",
-    "Overtraining",
-    "VanishingGradient",
-    "ExplodingTensor",
-    "PoorWeightInitialization",
-    "DeadRelu",
-    "ClassImbalance",
-)
 
 Data = tuple[torch.Tensor, torch.Tensor]
 MakeOptimizer = Callable[[list[nn.Parameter]], torch.optim.Optimizer]

@@ -176,10 +176,25 @@ def _too_few_steps(host: _Host, min_steps: int) -> str | None:
     return None
 
 
+class _PerHost(Rule):
+    """A rule judged on each host alone; ``_finding`` combines the verdicts."""
+
+    def evaluate(self, trial: Trial) -> Finding:
+        verdicts: dict[bool | None, list[str]] = {True: [], False: [], None: []}
+        for host in _hosts(trial):
+            verdict, line = self.judge(host)
+            verdicts[verdict].append(line)
+        return _finding(verdicts[True], verdicts[False], verdicts[None])
+
+    def judge(self, host: _Host) -> tuple[bool | None, str]:
+        """(fired, or None for no verdict yet; what was seen) for one host."""
+        raise NotImplementedError
+
+
 # The rules ---------------------------------------------------------------------------
 
 
-class IOBottleneck(Rule):
+class IOBottleneck(_PerHost):
     """The script waits on data that is not being computed: I/O (disk, network, a
     remote store) is the limit.
 
@@ -209,30 +224,22 @@ class IOBottleneck(Rule):
 
     params: Params
 
-    def evaluate(self, trial: Trial) -> Finding:
+    def judge(self, host: _Host) -> tuple[bool | None, str]:
         p = self.params
-        fired: list[str] = []
-        quiet: list[str] = []
-        unknown: list[str] = []
-        for host in _hosts(trial):
-            if short := _too_few_steps(host, p.min_steps):
-                unknown.append(short)
-                continue
-            share = host.data_share()
-            line = f"{host.name}: data loading {share:.0f}% of step time"
-            if share <= p.threshold:
-                quiet.append(f"{line} over {len(host.loop_steps)} steps")
-                continue
-            cpu = host.script_cpu_mean()
-            if cpu is None:
-                unknown.append(f"{line}, no system samples to tell I/O from CPU")
-                continue
-            line = f"{line} over {len(host.loop_steps)} steps, {host.describe_cpu()}"
-            (fired if cpu < p.cpu_threshold else quiet).append(line)
-        return _finding(fired, quiet, unknown)
+        if short := _too_few_steps(host, p.min_steps):
+            return None, short
+        share = host.data_share()
+        line = f"{host.name}: data loading {share:.0f}% of step time"
+        if share <= p.threshold:
+            return False, f"{line} over {len(host.loop_steps)} steps"
+        cpu = host.script_cpu_mean()
+        if cpu is None:
+            return None, f"{line}, no system samples to tell I/O from CPU"
+        line = f"{line} over {len(host.loop_steps)} steps, {host.describe_cpu()}"
+        return cpu < p.cpu_threshold, line
 
 
-class CPUBottleneck(Rule):
+class CPUBottleneck(_PerHost):
     """The CPU is the limit, while the accelerator or the training itself waits on it.
 
     With a GPU (per host with GPU samples): in more than ``threshold`` % of the training
@@ -267,15 +274,8 @@ class CPUBottleneck(Rule):
 
     params: Params
 
-    def evaluate(self, trial: Trial) -> Finding:
-        fired: list[str] = []
-        quiet: list[str] = []
-        unknown: list[str] = []
-        for host in _hosts(trial):
-            judge = self._with_gpu if host.gpu() else self._without_gpu
-            verdict, line = judge(host)
-            {True: fired, False: quiet, None: unknown}[verdict].append(line)
-        return _finding(fired, quiet, unknown)
+    def judge(self, host: _Host) -> tuple[bool | None, str]:
+        return self._with_gpu(host) if host.gpu() else self._without_gpu(host)
 
     def _with_gpu(self, host: _Host) -> tuple[bool | None, str]:
         p = self.params
@@ -360,7 +360,7 @@ class LowGPUUtilization(Rule):
         return _finding(fired, quiet, unknown)
 
 
-class StepOutlier(Rule):
+class StepOutlier(_PerHost):
     """Steps far slower than the host's usual step: stalls, periodic slow batches.
 
     Per host, over the step durations (``total``) after the first ``skip_steps``
@@ -393,39 +393,32 @@ class StepOutlier(Rule):
 
     params: Params
 
-    def evaluate(self, trial: Trial) -> Finding:
+    def judge(self, host: _Host) -> tuple[bool | None, str]:
         p = self.params
-        fired: list[str] = []
-        quiet: list[str] = []
-        unknown: list[str] = []
-        for host in _hosts(trial):
-            steps = host.steps[p.skip_steps :]
-            if len(steps) < p.min_steps:
-                unknown.append(f"{host.name}: {len(steps)} steps (needs {p.min_steps})")
-                continue
-            durations = [_own_time(s) for s in steps]
-            median = statistics.median(durations)
-            sigma = ROBUST_SIGMA * statistics.median(abs(d - median) for d in durations)
-            limit = max(median + p.stddev * sigma, p.min_ratio * median)
-            outliers = [s for s in steps if _own_time(s) > limit]
-            cost = 100.0 * sum(_own_time(s) - median for s in outliers) / sum(durations)
-            line = (
-                f"{host.name}: {len(outliers)} of {len(steps)} steps took longer than "
-                f"{limit:.3g} s (median {median:.3g} s), {cost:.0f}% of the step time"
+        steps = host.steps[p.skip_steps :]
+        if len(steps) < p.min_steps:
+            return None, f"{host.name}: {len(steps)} steps (needs {p.min_steps})"
+        durations = [_own_time(s) for s in steps]
+        median = statistics.median(durations)
+        sigma = ROBUST_SIGMA * statistics.median(abs(d - median) for d in durations)
+        limit = max(median + p.stddev * sigma, p.min_ratio * median)
+        outliers = [s for s in steps if _own_time(s) > limit]
+        cost = 100.0 * sum(_own_time(s) - median for s in outliers) / sum(durations)
+        line = (
+            f"{host.name}: {len(outliers)} of {len(steps)} steps took longer than "
+            f"{limit:.3g} s (median {median:.3g} s), {cost:.0f}% of the step time"
+        )
+        if outliers:
+            worst = max(outliers, key=_own_time)
+            ratio = _own_time(worst) / median if median > 0 else math.inf
+            line += (
+                f"; the slowest, step {worst.get('step', '?')}, took "
+                f"{_own_time(worst):.3g} s ({ratio:.1f}x the median)"
             )
-            if outliers:
-                worst = max(outliers, key=_own_time)
-                ratio = _own_time(worst) / median if median > 0 else math.inf
-                line += (
-                    f"; the slowest, step {worst.get('step', '?')}, took "
-                    f"{_own_time(worst):.3g} s ({ratio:.1f}x the median)"
-                )
-            fires = len(outliers) > p.n_outliers and cost >= p.time_pct
-            (fired if fires else quiet).append(line)
-        return _finding(fired, quiet, unknown)
+        return len(outliers) > p.n_outliers and cost >= p.time_pct, line
 
 
-class BatchSize(Rule):
+class BatchSize(_PerHost):
     """The batches are too small to keep the machine busy.
 
     Without a GPU: the 95th percentile of the script's CPU over the training window
@@ -460,16 +453,7 @@ class BatchSize(Rule):
 
     params: Params
 
-    def evaluate(self, trial: Trial) -> Finding:
-        fired: list[str] = []
-        quiet: list[str] = []
-        unknown: list[str] = []
-        for host in _hosts(trial):
-            verdict, line = self._judge(host)
-            {True: fired, False: quiet, None: unknown}[verdict].append(line)
-        return _finding(fired, quiet, unknown)
-
-    def _judge(self, host: _Host) -> tuple[bool | None, str]:
+    def judge(self, host: _Host) -> tuple[bool | None, str]:
         p = self.params
         if short := _too_few_steps(host, p.min_steps):
             return None, short
