@@ -136,3 +136,28 @@ def error_from_response(status: int, body: dict[str, Any]) -> KennelError:
         if cls.aws_code == code and cls.status == status:
             return cls(message, hint=hint)
     return KennelError(message, hint=hint, status=status, aws_code=code)
+
+
+class UnexpectedStatusError(KennelError):
+    """A job or endpoint waited on ended in a state other than the one hoped for
+    (SageMaker's ``UnexpectedStatusException``).
+
+    Attributes:
+        allowed_statuses: The states the wait hoped for.
+        actual_status: The state it ended in.
+    """
+
+    status = 409
+    aws_code = "UnexpectedStatusException"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        allowed_statuses: tuple[str, ...] = (),
+        actual_status: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.allowed_statuses = allowed_statuses
+        self.actual_status = actual_status

@@ -58,6 +58,8 @@ FLUSH_SECONDS = 2.0
 
 
 class modes:
+    """The hook's modes, as smdebug names them: ``hook.set_mode(modes.EVAL)`` while validating."""
+
     TRAIN = "train"
     EVAL = "eval"
 

@@ -104,6 +104,7 @@ class Trial:
         return sorted(points)
 
     def tensor_records(self) -> list[dict[str, Any]]:
+        """The first host's per-layer statistics records, in the order they were saved."""
         return self.main.tensors
 
     def steps(self, host: str | None = None) -> list[dict[str, Any]]:
@@ -112,6 +113,7 @@ class Trial:
         return data.framework if data else []
 
     def system(self, host: str | None = None) -> list[dict[str, Any]]:
+        """The system monitor's samples of ``host`` (the first host when None)."""
         data = self.hosts.get(host) if host else self.main
         return data.system if data else []
 

@@ -79,6 +79,7 @@ class Session:
         return str(answer.json()["uri"])
 
     def close(self) -> None:
+        """Close the HTTP connection pool (the session reopens it if used again)."""
         if self._api is not None:
             self._api.close()
             self._api = None

@@ -68,7 +68,8 @@ def test_restart_keeps_account_and_keys_and_sigterm_is_clean(tmp_path: Path) -> 
             before = api.get("/api/v1/status")["account"]
         key, secret = first.credentials()
     finally:
-        assert stop_server(first) == 0
+        code = stop_server(first)
+        assert code == 0, first.log.read_text()[-4000:]
     assert not (home / "server.json").exists()
 
     second = start_server(home)
@@ -78,7 +79,8 @@ def test_restart_keeps_account_and_keys_and_sigterm_is_clean(tmp_path: Path) -> 
         assert after == before
         assert second.credentials() == (key, secret)
     finally:
-        assert stop_server(second) == 0
+        code = stop_server(second)
+        assert code == 0, second.log.read_text()[-4000:]
     log = second.log.read_text()
     assert "Traceback" not in log, log[-3000:]
 
