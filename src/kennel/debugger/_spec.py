@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from kennel._spec import Spec
 
 CONFIG_ENV = "KENNEL_DEBUGGER_CONFIG"
 """JSON of the hook's configuration (``hook_config``); set by kennel for a job's script."""
@@ -34,9 +36,7 @@ INTERVALS_MS = (100, 200, 500, 1000, 5000, 60000)
 """SageMaker's ProfilingIntervalInMilliseconds values."""
 
 
-class RuleConfiguration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleConfiguration(Spec):
     rule: str = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=256)
     """The configuration's name (SageMaker's RuleConfigurationName); default the rule's."""
@@ -58,9 +58,7 @@ class RuleConfiguration(BaseModel):
         return self.name or rule_class(self.rule).name
 
 
-class DebuggerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DebuggerConfig(Spec):
     save_interval: int = Field(default=100, ge=1, le=1_000_000)
     collections: list[Collection] = Field(default_factory=lambda: list(DEFAULT_COLLECTIONS))
     rules: list[RuleConfiguration] = Field(default_factory=list)
@@ -71,9 +69,7 @@ class DebuggerConfig(BaseModel):
         return self
 
 
-class ProfilerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProfilerConfig(Spec):
     enabled: bool = True
     interval_ms: int = 500
     framework_metrics: bool = True

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from kennel._spec import Spec
 from kennel.endpoints._spec import DEFAULT_VARIANT
 
 NAMESPACE = "sagemaker"
@@ -85,10 +86,8 @@ def metric_specification(
     }
 
 
-class PolicySpec(BaseModel):
+class PolicySpec(Spec):
     """One target-tracking policy: keep ``metric`` near ``target_value``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256)
     target_value: float = Field(gt=0)
@@ -116,14 +115,12 @@ class PolicySpec(BaseModel):
         }
 
 
-class ScalingSpec(BaseModel):
+class ScalingSpec(Spec):
     """A variant's whole scaling: capacity bounds and the policies that move within them.
 
     ``min_capacity`` may be 0 (kennel scales an idle variant to zero instances; on AWS a
     real-time variant needs at least 1).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     variant: str = Field(default=DEFAULT_VARIANT, min_length=1)
     min_capacity: int = Field(ge=0, le=MAX_INSTANCES)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kennel._errors import NotFoundError, ValidationError
+from kennel._spec import Spec
 from kennel.endpoints._autoscaler import Autoscaler
 from kennel.endpoints._autoscaling import (
     AlarmStatus,
@@ -39,10 +40,8 @@ MAX_REPLAY_SECONDS = 15 * 86400
 """The furthest back a replay reads: CloudWatch keeps one-minute data points 15 days."""
 
 
-class SimulateRequest(BaseModel):
+class SimulateRequest(Spec):
     """The body of ``POST /api/v1/endpoints/{name}/scaling/simulate``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     spec: ScalingSpec
     """The scaling to try, as ``kennel endpoints scaling apply --file`` takes it."""

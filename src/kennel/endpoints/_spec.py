@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from kennel._spec import Spec
 
 DEFAULT_VARIANT = "AllTraffic"
 """SageMaker's name for the only variant of a simple endpoint."""
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(Spec):
     """The body of ``POST /api/v1/models``: a model.tar.gz by URI, or a training job's."""
 
     name: str
@@ -25,7 +27,7 @@ class ModelSpec(BaseModel):
         return self
 
 
-class VariantSpec(BaseModel):
+class VariantSpec(Spec):
     """One production variant (SageMaker's ProductionVariant)."""
 
     variant_name: str = DEFAULT_VARIANT
@@ -35,7 +37,7 @@ class VariantSpec(BaseModel):
     initial_weight: float = Field(default=1.0, ge=0.0)
 
 
-class EndpointConfigSpec(BaseModel):
+class EndpointConfigSpec(Spec):
     """The body of ``POST /api/v1/endpoint-configs``."""
 
     name: str
@@ -52,14 +54,14 @@ class EndpointConfigSpec(BaseModel):
         return value
 
 
-class EndpointSpec(BaseModel):
+class EndpointSpec(Spec):
     """The body of ``POST /api/v1/endpoints``."""
 
     name: str
     config_name: str
 
 
-class AlarmSpec(BaseModel):
+class AlarmSpec(Spec):
     """Alarms on the new fleet during a rollout (CloudWatch alarms in SageMaker's guardrails).
 
     An alarm fires once at least ``min_invocations`` reached the new fleet and its 5XX
@@ -72,7 +74,7 @@ class AlarmSpec(BaseModel):
     min_invocations: int = Field(default=5, ge=1)
 
 
-class DeploymentSpec(BaseModel):
+class DeploymentSpec(Spec):
     """How an update moves traffic (SageMaker's BlueGreenUpdatePolicy, simplified).
 
     ``all-at-once`` shifts everything once the new fleet is healthy, then bakes for
@@ -101,7 +103,7 @@ class DeploymentSpec(BaseModel):
         return [1.0]
 
 
-class UpdateEndpointSpec(BaseModel):
+class UpdateEndpointSpec(Spec):
     """The body of ``POST /api/v1/endpoints/{name}/update``."""
 
     config_name: str

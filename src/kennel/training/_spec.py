@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from kennel._spec import Spec
 from kennel.debugger._spec import DebuggerConfig, ProfilerConfig
 
 BUILTIN_TRAINER = "kennel.trainer"
@@ -22,7 +23,7 @@ BUILTIN_METRICS: list[dict[str, str]] = [
 ]
 
 
-class MetricDefinition(BaseModel):
+class MetricDefinition(Spec):
     name: str = Field(min_length=1, max_length=255)
     regex: str = Field(min_length=1, max_length=500)
 
@@ -38,7 +39,7 @@ class MetricDefinition(BaseModel):
         return value
 
 
-class TrainingJobSpec(BaseModel):
+class TrainingJobSpec(Spec):
     """The body of ``POST /api/v1/training-jobs``."""
 
     name: str | None = None

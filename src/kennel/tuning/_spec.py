@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from kennel._spec import Spec
 from kennel.training import BUILTIN_TRAINER, MetricDefinition
 
 MAX_NAME_LENGTH = 32
@@ -21,7 +22,7 @@ HyperparameterValue = str | int | float | bool
 ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
 
-class ContinuousRange(BaseModel):
+class ContinuousRange(Spec):
     name: str = Field(min_length=1, max_length=256)
     min_value: float
     max_value: float
@@ -49,7 +50,7 @@ class ContinuousRange(BaseModel):
         return self
 
 
-class IntegerRange(BaseModel):
+class IntegerRange(Spec):
     name: str = Field(min_length=1, max_length=256)
     min_value: int
     max_value: int
@@ -75,7 +76,7 @@ class IntegerRange(BaseModel):
         return self
 
 
-class CategoricalRange(BaseModel):
+class CategoricalRange(Spec):
     name: str = Field(min_length=1, max_length=256)
     values: list[HyperparameterValue] = Field(min_length=1, max_length=30)
 
@@ -87,7 +88,7 @@ class CategoricalRange(BaseModel):
         return values
 
 
-class ParameterRanges(BaseModel):
+class ParameterRanges(Spec):
     continuous: list[ContinuousRange] = Field(default_factory=list)
     integer: list[IntegerRange] = Field(default_factory=list)
     categorical: list[CategoricalRange] = Field(default_factory=list)
@@ -100,12 +101,12 @@ class ParameterRanges(BaseModel):
         )
 
 
-class Objective(BaseModel):
+class Objective(Spec):
     metric_name: str = Field(min_length=1, max_length=255)
     type: Literal["Maximize", "Minimize"]
 
 
-class HyperbandConfig(BaseModel):
+class HyperbandConfig(Spec):
     """SageMaker's HyperbandStrategyConfig: the epochs (steps) a trial gets at least and at
     most. Without ``max_resource`` Optuna takes the first finished trial's epoch count."""
 
@@ -122,7 +123,7 @@ class HyperbandConfig(BaseModel):
         return self
 
 
-class WarmStart(BaseModel):
+class WarmStart(Spec):
     """SageMaker's WarmStartConfig: earlier tuning jobs whose completed trials seed the search.
 
     ``IdenticalDataAndAlgorithm`` means same data, script and static hyperparameters (only
@@ -141,7 +142,7 @@ class WarmStart(BaseModel):
         return names
 
 
-class TuningJobSpec(BaseModel):
+class TuningJobSpec(Spec):
     """The body of ``POST /api/v1/tuning-jobs``: a search over training job hyperparameters."""
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)

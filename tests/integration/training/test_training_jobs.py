@@ -169,6 +169,8 @@ def test_max_runtime_stops_the_job(api: KennelClient, dataset: str, source_uri: 
         ({"instance_count": 0}, "instance_count"),
         ({"metric_definitions": [{"name": "m", "regex": "no group"}]}, "group"),
         ({"name": "bad name"}, "not valid"),
+        # a misspelt field is refused, not ignored (the job would run without it)
+        ({"hyperparameter": {"lr": 0.1}}, "hyperparameter: Extra inputs are not permitted"),
     ],
 )
 def test_bad_requests_are_refused_before_anything_starts(

@@ -191,6 +191,11 @@ def test_stop_stops_the_running_trials(api: KennelClient, dataset: str, source_u
         ({"strategy": "Grid"}, 400, "Grid strategy takes only categorical"),
         ({"dataset": "no-such-set"}, 400, "does not exist"),
         ({"instance_type": "ml.x9.huge"}, 400, "Unknown instance type"),
+        (
+            {"max_paralel_training_jobs": 2},
+            400,
+            "max_paralel_training_jobs: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_bad_tuning_jobs_are_refused(

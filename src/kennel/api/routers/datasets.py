@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from kennel._errors import ValidationError
+from kennel._spec import Spec
 from kennel.api._authz import authorize
 from kennel.api._deps import Context, RawBody
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 
 
-class DemoOptions(BaseModel):
+class DemoOptions(Spec):
     image_size: int = Field(default=64, ge=8, le=512)
     seed: int = 0
 
 
-class CreateDataset(BaseModel):
+class CreateDataset(Spec):
     """Create from a URL the server fetches, or render the demo set."""
 
     name: str

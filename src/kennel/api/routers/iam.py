@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from kennel._errors import NotFoundError, ValidationError
+from kennel._spec import Spec
 from kennel.api._authz import authorize
 from kennel.api._context import ServerContext
 from kennel.api._deps import Context
@@ -26,14 +27,14 @@ from kennel.iam._service import build_snapshot
 router = APIRouter(prefix="/api/v1/iam", tags=["iam"])
 
 
-class SimulateRequest(BaseModel):
+class SimulateRequest(Spec):
     principal: str
     actions: list[str] = Field(min_length=1)
     resources: list[str] = Field(default_factory=lambda: ["*"])
     context: dict[str, str | list[str]] = Field(default_factory=dict)
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(Spec):
     principal: str
     since_seconds: float = Field(default=90 * 86400, gt=0)
     include_denied: bool = False
