@@ -239,6 +239,12 @@ def list_configs(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(configs)
         return
+    if not configs:
+        console.print(
+            "No endpoint configs yet. Create one with: kennel endpoint-configs create NAME "
+            "--variant model=MODEL (or kennel deploy JOB --name NAME)"
+        )
+        return
     table = Table("name", "variants", "created")
     for c in configs:
         table.add_row(c["name"], _variants_text(c["variants"]), c["created_at"][:19])

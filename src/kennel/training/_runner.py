@@ -409,8 +409,11 @@ class JobRunner(threading.Thread):
         seconds = 0
         if self.training_started is not None:
             seconds = math.ceil(time.monotonic() - self.training_started) * job["instance_count"]
-        self._transition(secondary, message)
-        self._update(
+        # One write: a reader must never see the final secondary status on a job still
+        # InProgress (the SDK's log follower printed "Completed" twice).
+        self._transition(
+            secondary,
+            message,
             status=status,
             model_artifact_uri=model,
             failure_reason=failure,
@@ -467,11 +470,15 @@ class JobRunner(threading.Thread):
             for key, value in values.items():
                 setattr(job, key, value)
 
-    def _transition(self, secondary: str, message: str) -> None:
+    def _transition(self, secondary: str, message: str, **values: Any) -> None:
+        """Record a secondary status (SageMaker's SecondaryStatusTransitions) and, in the
+        same write, any other ``values`` of the job."""
         now = datetime.now(UTC).isoformat()
         with self.db.session() as session:
             job = session.get(TrainingJob, self.job_name)
             assert job is not None
+            for key, value in values.items():
+                setattr(job, key, value)
             transitions = list(job.status_transitions)
             if transitions and transitions[-1]["status"] == secondary:
                 if transitions[-1]["message"] == message:

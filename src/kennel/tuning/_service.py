@@ -618,7 +618,12 @@ class TuningController(threading.Thread):
     ) -> None:
         # The slots go before the status turns final: an ended job has nothing running.
         self._close_slots()
-        counters = {**self.counters, "completion_reason": completion_reason}
+        # in_progress as _save counts it: a copy taken before would keep the last trial's 1
+        counters = {
+            **self.counters,
+            "in_progress": len(self.running),
+            "completion_reason": completion_reason,
+        }
         self._save(
             message or (failure or status),
             status=status,

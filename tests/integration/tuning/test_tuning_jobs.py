@@ -79,6 +79,7 @@ def test_builtin_trainer_search_completes_with_the_best_job(
     job = wait_for(api, "tune-lr-bs")
     assert job["status"] == "Completed", job
     assert job["counters"]["completed"] == 4
+    assert job["counters"]["in_progress"] == 0  # an ended job has nothing running
     trials = job["trials"]
     names = [t["training_job_name"] for t in trials]
     assert all(n.startswith("tune-lr-bs-00") for n in names) and len(set(names)) == 4
@@ -177,6 +178,7 @@ def test_stop_stops_the_running_trials(api: KennelClient, dataset: str, source_u
     job = wait_for(api, "tune-stop", timeout=90)
     assert job["status"] == "Stopped"
     assert len(job["trials"]) == 2 and job["counters"]["stopped"] == 2
+    assert job["counters"]["in_progress"] == 0
     for trial in job["trials"]:
         training = api.get(f"/api/v1/training-jobs/{trial['training_job_name']}")
         assert training["status"] == "Stopped"
