@@ -61,7 +61,9 @@ class KennelClient:
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, endpoint_url: str | None = None) -> KennelClient:
+    def from_settings(
+        cls, settings: Settings, *, endpoint_url: str | None = None, timeout: float = 600.0
+    ) -> KennelClient:
         """Credentials from the AWS profile the server wrote (``kennel`` by default)."""
         session = botocore.session.Session(profile=settings.profile)
         try:
@@ -77,7 +79,10 @@ class KennelClient:
         endpoint = endpoint_url or settings.endpoint_url or _profile_endpoint(session)
         region = session.get_config_variable("region") or settings.region
         return cls(
-            endpoint or settings.resolved_endpoint_url, creds.get_frozen_credentials(), region
+            endpoint or settings.resolved_endpoint_url,
+            creds.get_frozen_credentials(),
+            region,
+            timeout=timeout,
         )
 
     def close(self) -> None:

@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     """The largest deployment package (zipped) CreateFunction/UpdateFunctionCode accept."""
     function_metrics_period_seconds: float = Field(default=60.0, gt=0)
     """One function metric sample per period (CloudWatch's: one minute)."""
+    notebook_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    """How often ``kennel notebook`` tells the server its JupyterLab still runs (it goes
+    faster when the server's timeout below asks for it: at least three per timeout)."""
+    notebook_heartbeat_timeout_seconds: float = Field(default=60.0, gt=0)
+    """Server side: a notebook instance silent this long is shown Stopped (its command
+    died, e.g. kill -9), and its cost stops at its last heartbeat."""
+    notebook_start_timeout_seconds: float = Field(default=180.0, gt=0)
+    """How long ``kennel notebook`` waits for JupyterLab to answer before giving up."""
+    examples_dir: Path | None = None
+    """The examples ``kennel notebook`` copies into its workspace (default: the source
+    checkout's ``examples/``)."""
 
     @field_validator("home", mode="before")
     @classmethod

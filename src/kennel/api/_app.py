@@ -23,6 +23,7 @@ from kennel.api.routers import (
     iam,
     lambda_api,
     models,
+    notebooks,
     status,
     training,
     tuning,
@@ -39,6 +40,7 @@ ROUTERS = (
     endpoints,
     lambda_api,
     functions,
+    notebooks,
     iam,
     aws_query,
 )

@@ -20,6 +20,7 @@ from kennel.iam._bootstrap import ADMIN_USER, BootstrapResult, bootstrap, write_
 from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
 from kennel.iam._service import IamService
+from kennel.notebooks import NotebookService
 from kennel.store import ArtifactStore, Database
 from kennel.training import TrainingService
 from kennel.tuning import TuningService
@@ -42,6 +43,7 @@ class ServerContext:
     autoscaler: Autoscaler
     functions: FunctionService
     function_runtime: FunctionRuntime
+    notebooks: NotebookService
     iam: IamService
     authorizer: Authorizer
     access_log: AccessLog
@@ -127,6 +129,9 @@ def build_context(settings: Settings) -> ServerContext:
             db,
             account_id=account.account_id,
             region=account.region,
+        ),
+        notebooks=NotebookService(
+            db, settings, account_id=account.account_id, region=account.region
         ),
         iam=iam,
         authorizer=Authorizer(iam, access_log),

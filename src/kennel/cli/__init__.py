@@ -13,6 +13,7 @@ from kennel.cli import (
     functions,
     iam,
     load,
+    notebooks,
     scaling,
     server,
     serving,
@@ -46,6 +47,8 @@ app.command("invoke")(endpoints.invoke)
 app.command("load")(load.load)
 app.add_typer(iam.app, name="iam")
 app.add_typer(functions.app, name="functions")
+app.command("notebook")(notebooks.notebook)
+app.add_typer(notebooks.app, name="notebooks")
 
 
 def main() -> None:

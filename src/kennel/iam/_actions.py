@@ -94,6 +94,14 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("sagemaker", "UpdateEndpoint", "Write", _sm("endpoint")),
     ("sagemaker", "DeleteEndpoint", "Write", _sm("endpoint")),
     ("sagemaker", "InvokeEndpoint", "Read", _sm("endpoint")),
+    ("sagemaker", "CreateNotebookInstance", "Write", _sm("notebook-instance")),
+    ("sagemaker", "DescribeNotebookInstance", "Read", _sm("notebook-instance")),
+    ("sagemaker", "ListNotebookInstances", "List", "*"),
+    ("sagemaker", "StartNotebookInstance", "Write", _sm("notebook-instance")),
+    ("sagemaker", "StopNotebookInstance", "Write", _sm("notebook-instance")),
+    ("sagemaker", "DeleteNotebookInstance", "Write", _sm("notebook-instance")),
+    # The running `kennel notebook` reporting its JupyterLab's state (heartbeats).
+    ("sagemaker", "UpdateNotebookInstance", "Write", _sm("notebook-instance")),
     # Lambda
     ("lambda", "CreateFunction", "Write", _FUNCTION),
     ("lambda", "GetFunction", "Read", _FUNCTION),

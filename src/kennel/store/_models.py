@@ -196,6 +196,38 @@ class Endpoint(Base):
     modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class NotebookInstance(Base):
+    """A SageMaker-style notebook instance: a JupyterLab that ``kennel notebook`` runs.
+
+    JupyterLab runs where the command runs; the server keeps the record, the state (kept
+    honest by the command's heartbeats) and the bill. ``running_seconds`` and ``cost_usd``
+    hold the running periods that have ended; the current one (since ``last_started_at``)
+    is added when the instance is read.
+    """
+
+    __tablename__ = "notebook_instances"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    instance_type: Mapped[str] = mapped_column(String(32))
+    workspace: Mapped[str] = mapped_column(Text, default="")
+    """The folder JupyterLab serves, on the machine that runs ``kennel notebook``."""
+    url: Mapped[str | None] = mapped_column(Text)
+    """Where JupyterLab answers, without its token."""
+    client: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The ``kennel notebook`` process: host and pid."""
+    running_seconds: Mapped[float] = mapped_column(default=0.0)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the current (or the last) running period began: JupyterLab answered."""
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # --- IAM -------------------------------------------------------------------------------
 # Users and access keys are above (they came first); the rest of IAM's model is here.
 # Principals are named by kind ("user", "group", "role") and name in the link tables.
