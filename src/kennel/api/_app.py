@@ -24,6 +24,7 @@ from kennel.api.routers import (
     lambda_api,
     models,
     notebooks,
+    stacks,
     status,
     training,
     tuning,
@@ -41,6 +42,7 @@ ROUTERS = (
     lambda_api,
     functions,
     notebooks,
+    stacks,
     iam,
     aws_query,
 )

@@ -21,6 +21,7 @@ from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
 from kennel.iam._service import IamService
 from kennel.notebooks import NotebookService
+from kennel.stack._record import StackService
 from kennel.store import ArtifactStore, Database
 from kennel.training import TrainingService
 from kennel.tuning import TuningService
@@ -44,6 +45,7 @@ class ServerContext:
     functions: FunctionService
     function_runtime: FunctionRuntime
     notebooks: NotebookService
+    stacks: StackService
     iam: IamService
     authorizer: Authorizer
     access_log: AccessLog
@@ -133,6 +135,7 @@ def build_context(settings: Settings) -> ServerContext:
         notebooks=NotebookService(
             db, settings, account_id=account.account_id, region=account.region
         ),
+        stacks=StackService(db, account_id=account.account_id, region=account.region),
         iam=iam,
         authorizer=Authorizer(iam, access_log),
         access_log=access_log,

@@ -17,6 +17,7 @@ from kennel.cli import (
     scaling,
     server,
     serving,
+    stack,
     training,
     tuning,
 )
@@ -49,6 +50,10 @@ app.add_typer(iam.app, name="iam")
 app.add_typer(functions.app, name="functions")
 app.command("notebook")(notebooks.notebook)
 app.add_typer(notebooks.app, name="notebooks")
+app.command("plan")(stack.plan_command)
+app.command("up")(stack.up_command)
+app.command("down")(stack.down_command)
+app.add_typer(stack.app, name="stack")
 
 
 def main() -> None:

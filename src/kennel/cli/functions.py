@@ -34,6 +34,7 @@ from kennel._errors import KennelError, ValidationError
 from kennel.cli._aws import AwsClient, aws_client, parse_duration
 from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, human_bytes, print_error, print_json
+from kennel.functions._package import package
 
 app = typer.Typer(
     help="Functions (Lambda-compatible): code, versions, aliases, concurrency, URLs, invoke, logs.",
@@ -54,8 +55,6 @@ RUNTIME = "python3.11"
 POLL_SECONDS = 0.5
 PAGE = 1000
 """Log events fetched per request (the route allows up to 10000)."""
-_SKIPPED_IN_PACKAGE = {"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache"}
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _SID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 _HINTS = {
@@ -202,51 +201,6 @@ def _status_text(status: str) -> str:
 
 
 # Packages ---------------------------------------------------------------------------------
-
-
-def package(path: Path) -> bytes:
-    """A deployment package: a folder zipped on the fly, a .zip as it is, or one .py file.
-
-    A folder is zipped reproducibly (sorted, fixed timestamps), so unchanged code keeps its
-    CodeSha256 and publishing it again makes no new version.
-    """
-    if not path.exists():
-        raise ValidationError(
-            f"--code {path} does not exist.",
-            hint="Give a folder (zipped on the fly), a .zip file or a single .py file.",
-        )
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix != ".pyc"
-            and not _SKIPPED_IN_PACKAGE.intersection(p.relative_to(path).parts)
-        )
-        if not files:
-            raise ValidationError(
-                f"--code {path} has no files.", hint="Put your handler's module in it."
-            )
-        return _zipped([(f.relative_to(path).as_posix(), f) for f in files])
-    if zipfile.is_zipfile(path):
-        return path.read_bytes()
-    if path.suffix == ".py":
-        return _zipped([(path.name, path)])
-    raise ValidationError(
-        f"--code {path} is neither a folder, a .zip nor a .py file.",
-        hint="Give a folder (zipped on the fly), a .zip file or a single .py file.",
-    )
-
-
-def _zipped(entries: list[tuple[str, Path]]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, file in entries:
-            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
-            info.external_attr = (file.stat().st_mode & 0o777 | 0o100000) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, file.read_bytes())
-    return buffer.getvalue()
 
 
 def _warn_missing_handler(code: bytes, handler: str) -> None:

@@ -65,6 +65,11 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("kennel", "ListDatasets", "List", "*"),
     ("kennel", "DeleteDataset", "Write", _kennel("dataset")),
     ("kennel", "PutUpload", "Write", _kennel("upload")),
+    # Stacks: what `kennel up` made from a stack file, recorded so it resumes and `down` undoes
+    ("kennel", "PutStack", "Write", _kennel("stack")),
+    ("kennel", "GetStack", "Read", _kennel("stack")),
+    ("kennel", "ListStacks", "List", "*"),
+    ("kennel", "DeleteStack", "Write", _kennel("stack")),
     # SageMaker
     ("sagemaker", "CreateTrainingJob", "Write", _sm("training-job")),
     ("sagemaker", "DescribeTrainingJob", "Read", _sm("training-job")),

@@ -55,28 +55,7 @@ class Session:
     def upload_source(self, source: str | Path, entry_point: str | None = None) -> str:
         """Pack a source folder (or one script) as ``sourcedir.tar.gz`` and upload it;
         returns its artifact URI, what a training job's ``source_uri`` takes."""
-        path = Path(source)
-        if not path.exists():
-            raise ValidationError(
-                f"source_dir {str(path)!r} does not exist.",
-                hint="Give the folder that holds your entry point.",
-            )
-        if entry_point and path.is_dir() and not (path / entry_point).is_file():
-            raise ValidationError(
-                f"entry_point {entry_point!r} is not in source_dir {str(path)!r}.",
-                hint="entry_point is a path inside source_dir.",
-            )
-        with tempfile.TemporaryDirectory(prefix="kennel-sdk-") as tmp:
-            archive = Path(tmp) / "sourcedir.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                if path.is_dir():
-                    for item in sorted(path.iterdir()):
-                        if item.name not in ("__pycache__", ".ipynb_checkpoints"):
-                            tar.add(item, arcname=item.name)
-                else:
-                    tar.add(path, arcname=path.name)
-            answer = self.api.request("PUT", "/api/v1/uploads/sourcedir.tar.gz", upload=archive)
-        return str(answer.json()["uri"])
+        return upload_source(self.api, source, entry_point)
 
     def close(self) -> None:
         """Close the HTTP connection pool (the session reopens it if used again)."""
@@ -88,3 +67,30 @@ class Session:
         return (
             f"Session(endpoint_url={self._endpoint_url or self.settings.resolved_endpoint_url!r})"
         )
+
+
+def upload_source(api: KennelClient, source: str | Path, entry_point: str | None = None) -> str:
+    """Pack a source folder (or one script) as ``sourcedir.tar.gz`` and upload it through
+    ``api``; returns its artifact URI, what a training job's ``source_uri`` takes."""
+    path = Path(source)
+    if not path.exists():
+        raise ValidationError(
+            f"source_dir {str(path)!r} does not exist.",
+            hint="Give the folder that holds your entry point.",
+        )
+    if entry_point and path.is_dir() and not (path / entry_point).is_file():
+        raise ValidationError(
+            f"entry_point {entry_point!r} is not in source_dir {str(path)!r}.",
+            hint="entry_point is a path inside source_dir.",
+        )
+    with tempfile.TemporaryDirectory(prefix="kennel-sdk-") as tmp:
+        archive = Path(tmp) / "sourcedir.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            if path.is_dir():
+                for item in sorted(path.iterdir()):
+                    if item.name not in ("__pycache__", ".ipynb_checkpoints"):
+                        tar.add(item, arcname=item.name)
+            else:
+                tar.add(path, arcname=path.name)
+        answer = api.request("PUT", "/api/v1/uploads/sourcedir.tar.gz", upload=archive)
+    return str(answer.json()["uri"])

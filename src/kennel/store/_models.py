@@ -228,6 +228,30 @@ class NotebookInstance(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Stack(Base):
+    """A stack file's resources as ``kennel up`` made them (so ``up`` resumes and ``down``
+    removes what the stack made, even after the file changed).
+
+    The command writes the whole record (it is the only writer of a stack while it runs):
+    each resource's address, physical name, fingerprint, status and attributes, and the
+    resolved outputs.
+    """
+
+    __tablename__ = "stacks"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    file: Mapped[str] = mapped_column(Text, default="")
+    """Where the stack file was when it was last applied (for a person reading the record)."""
+    resources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 # --- IAM -------------------------------------------------------------------------------
 # Users and access keys are above (they came first); the rest of IAM's model is here.
 # Principals are named by kind ("user", "group", "role") and name in the link tables.

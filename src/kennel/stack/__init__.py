@@ -1,0 +1,1 @@
+"""Stack files: a whole workflow declared in YAML (``kennel plan/up/down``)."""
