@@ -39,31 +39,43 @@ def make_demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = kennel_env(tmp_path / "home", free_port())
+    kennel = str(REPO / ".venv" / "bin" / "kennel")
     try:
         result = make_demo(env)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "running at http://127.0.0.1:" in result.stdout
-        assert "demo-digits" in result.stdout and "001.zero" in result.stdout
-        assert "epoch=3 train_loss=" in result.stdout  # the training log was followed
-        assert "Completed (Completed)" in result.stdout
-        assert "InService" in result.stdout  # deployed
-        assert re.search(r"\d+\.\d ms, variant AllTraffic", result.stdout)  # and invoked
-        # It may scale 1..3 on invocations per instance, and a short load found no fault.
-        assert "Applied dogs.yaml to endpoint/demo-digits/variant/AllTraffic: 1..3" in (
-            result.stdout
+        out = result.stdout
+        assert result.returncode == 0, out + result.stderr
+        assert "running at http://127.0.0.1:" in out
+        # The quickstart stack, planned and brought up: seven resources made.
+        assert "Stack quickstart: 7 changes." in out
+        assert "Stack quickstart is up (7 changed)." in out
+        assert re.search(r"function_url\s+http://127\.0\.0\.1:\d+/fn/quickstart-classify", out)
+        # Ten test images through the function URL, each answered with a class, and timed.
+        rows = re.findall(
+            r"│ \d+\.jpg\s+│ (\d{3}\.\w+)\s+│ (\d{3}\.\w+)\s+│ -?[\d.]+\s+│ [\d.]+", out
         )
-        assert re.search(r"sent\W+15 of 15 planned", result.stdout)
-        assert re.search(r"failed\W+0\b", result.stdout)
-        # ... and called through the dog-breed function with an image URL.
-        assert re.search(r"statusCode 200, 10 scores; top class: 0\d\d\.\w+", result.stdout)
-        # A second run finds the server and the data set and still succeeds.
+        assert len(rows) == 10, out
+        timing = re.search(r"│ 10\s+│ (\d+)/10\s+│", out)
+        assert timing is not None, out
+        # A second run finds the server and the stack as the file says, and changes nothing.
         again = make_demo(env)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already running" in again.stdout
-        assert "InService" in again.stdout  # the second deploy updated the endpoint
+        assert "Stack quickstart is up (0 changed)." in again.stdout
+        # The tear-down the demo prints works.
+        down = subprocess.run(
+            [kennel, "down", "examples/quickstart/stack.yaml", "--yes"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "Stack quickstart is down" in down.stdout
     finally:
         subprocess.run(
-            [str(REPO / ".venv" / "bin" / "kennel"), "server", "stop"],
+            [kennel, "server", "stop"],
             env=env,
             timeout=120,
             capture_output=True,
