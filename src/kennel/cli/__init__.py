@@ -29,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped at 88 columns: help reflows them (single line breaks join)
+    # rather than keeping their breaks and wrapping again at the terminal's width.
+    rich_markup_mode=None,
 )
 app.add_typer(server.app, name="server")
 app.command("status")(server.status)
