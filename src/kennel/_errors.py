@@ -120,21 +120,33 @@ class AccessDeniedError(AuthError):
     aws_code = "AccessDeniedException"
 
 
-def _subclasses(cls: type[KennelError]) -> list[type[KennelError]]:
-    found = [cls]
+def _subclasses(cls: type[KennelError], depth: int = 0) -> list[tuple[int, type[KennelError]]]:
+    """``cls`` and every class below it, each with its depth under ``cls``."""
+    found = [(depth, cls)]
     for sub in cls.__subclasses__():
-        found.extend(_subclasses(sub))
+        found.extend(_subclasses(sub, depth + 1))
     return found
 
 
 def error_from_response(status: int, body: dict[str, Any]) -> KennelError:
-    """Rebuild a KennelError from the JSON error a kennel (or AWS) server answered."""
+    """Rebuild a KennelError from the JSON error a kennel (or AWS) server answered.
+
+    Of the classes with that code and status, the deepest wins: a base shares its code
+    with its most specific leaf (``AuthError`` and ``AccessDeniedError`` are both 403
+    ``AccessDeniedException``), and the leaf is still an instance of the base.
+    """
     code = str(body.get("__type") or body.get("Type") or "InternalFailure")
     message = str(body.get("message") or body.get("Message") or f"HTTP {status}")
     hint = body.get("hint")
-    for cls in _subclasses(KennelError):
-        if cls.aws_code == code and cls.status == status:
-            return cls(message, hint=hint)
+    matches = [
+        (depth, cls)
+        for depth, cls in _subclasses(KennelError)
+        if cls.aws_code == code and cls.status == status
+    ]
+    if matches:
+        deepest = max(depth for depth, _ in matches)
+        cls = next(cls for depth, cls in matches if depth == deepest)
+        return cls(message, hint=hint)
     return KennelError(message, hint=hint, status=status, aws_code=code)
 
 

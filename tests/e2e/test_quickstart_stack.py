@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from PIL import Image
 from tests._server import REPO, RunningServer
 
@@ -70,10 +71,13 @@ def test_quickstart_up_again_and_down(
         train = api.get(f"/api/v1/training-jobs/{resources['training_jobs.train']['physical']}")
         assert (train["status"], train["instance_count"]) == ("Completed", 2)
         tuning = api.get(f"/api/v1/tuning-jobs/{resources['tuning_jobs.hpo']['physical']}")
-        assert tuning["counters"]["completed"] == 2
+        declared = yaml.safe_load(QUICKSTART.read_text())
+        trials = declared["tuning_jobs"]["hpo"]["max_training_jobs"]
+        assert tuning["counters"]["completed"] == trials
         best = tuning["best_training_job"]["hyperparameters"]
-        assert train["hyperparameters"]["lr"] == str(best["lr"])
-        assert train["hyperparameters"]["epochs"] == "3"
+        assert train["hyperparameters"]["lr"] == str(best["lr"])  # from the best trial
+        epochs = declared["training_jobs"]["train"]["hyperparameters"]["epochs"]
+        assert train["hyperparameters"]["epochs"] == str(epochs)  # the block's own wins
         assert api.get("/api/v1/endpoints/quickstart")["status"] == "InService"
         iam = server.session.client("iam", endpoint_url=server.url, region_name="us-east-1")
         policy = iam.get_role_policy(RoleName="quickstart-invoker", PolicyName="invoke-endpoint")

@@ -64,7 +64,14 @@ def _context(api: KennelClient, stack: StackFile, base: Path, timeout: float) ->
             clients[service] = aws_client(service, cfg=settings())
         return clients[service]
 
-    return StackContext(api=api, base=base, stack=stack.name, aws=aws, timeout_seconds=timeout)
+    return StackContext(
+        api=api,
+        base=base,
+        stack=stack.name,
+        aws=aws,
+        timeout_seconds=timeout,
+        lock_seconds=settings().stack_lock_seconds,
+    )
 
 
 def _action(action: str) -> str:
@@ -116,7 +123,9 @@ def up_command(
 
     A second run changes nothing; a run after an interruption (Ctrl-C, a kill) finds what
     the earlier one made and waits for the jobs it started. On failure the error says what
-    exists and what does not.
+    exists and what does not. One run per stack at a time: another is refused while this
+    one holds the stack's lock (a killed run's lock expires after
+    KENNEL_STACK_LOCK_SECONDS).
     """
     stack, base = load_stack(file)
     with client() as api, _progress() as report, _terminated_as_interrupt():
@@ -319,6 +328,17 @@ def describe(name: str, as_json: JsonOption = False) -> None:
         head.add_row("reason", escape(info["status_reason"]))
     head.add_row("file", info["file"] or "-")
     head.add_row("updated", when(info["updated_at"]))
+    lock = info.get("lock")
+    if lock:
+        holder = lock["holder"] or f"a kennel {lock['operation']}"
+        state = "expired (the next run takes it over)" if lock["expired"] else "held"
+        head.add_row(
+            "lock",
+            escape(
+                f"{state} by {holder} since {when(lock['acquired_at'])}, last renewed "
+                f"{when(lock['renewed_at'])}"
+            ),
+        )
     console.print(head)
     table = fold_table("address", "physical name", "status", "attributes")
     for resource in info["resources"]:

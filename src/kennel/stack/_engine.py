@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from kennel._client import path_segment
 from kennel._errors import KennelError, NotFoundError, ValidationError
+from kennel.stack._lock import StackLock
 from kennel.stack._record import ResourceStatus, StackRecord, StackResource
 from kennel.stack._schema import KINDS, REFERENCE, StackFile
 from kennel.stack._types import (
@@ -444,27 +445,33 @@ class Record:
     name: str
     body: StackRecord
     exists: bool
+    owner: str | None = None
+    """The token of the stack lock this run holds: the server takes writes naming it."""
 
     @classmethod
-    def load(cls, ctx: StackContext) -> Record:
+    def load(cls, ctx: StackContext, owner: str | None = None) -> Record:
         try:
             found = ctx.api.get(f"{STACKS}/{path_segment(ctx.stack)}")
         except NotFoundError:
-            return cls(ctx.stack, StackRecord(status="UpInProgress"), exists=False)
+            return cls(ctx.stack, StackRecord(status="UpInProgress"), False, owner)
         fields = {k: found[k] for k in StackRecord.model_fields if k in found}
-        return cls(ctx.stack, StackRecord.model_validate(fields), exists=True)
+        return cls(ctx.stack, StackRecord.model_validate(fields), True, owner)
+
+    def _params(self) -> dict[str, str]:
+        return {"owner": self.owner} if self.owner else {}
 
     def save(self, ctx: StackContext) -> None:
         ctx.api.request(
             "PUT",
             f"{STACKS}/{path_segment(self.name)}",
             json_body=self.body.model_dump(mode="json"),
+            params=self._params(),
         )
         self.exists = True
 
     def remove(self, ctx: StackContext) -> None:
         with contextlib.suppress(NotFoundError):
-            ctx.api.delete(f"{STACKS}/{path_segment(self.name)}")
+            ctx.api.delete(f"{STACKS}/{path_segment(self.name)}", params=self._params())
         self.exists = False
 
     def entries(self, address: Address) -> list[StackResource]:
@@ -543,18 +550,7 @@ class _Planner:
         self.resolved: dict[Address, Resolved] = {}
 
     def check_external(self) -> None:
-        """Data sets named but not declared must be on the server."""
-        for node in self.graph.nodes.values():
-            for place, name in node.external.items():
-                try:
-                    self.ctx.api.get(f"/api/v1/datasets/{path_segment(name)}")
-                except NotFoundError:
-                    raise ValidationError(
-                        f"{place}: data set {name!r} is neither in the stack's datasets nor "
-                        "on the server.",
-                        hint="Declare it under datasets:, or create it first "
-                        "(kennel datasets create).",
-                    ) from None
+        check_external(self.ctx, self.graph)
 
     def plan(self, address: Address) -> Step:
         node = self.graph.nodes[address]
@@ -605,6 +601,20 @@ class _Planner:
         known = {k: v for k, v in attributes.items() if v is not None}
         complete = len(known) == len(attributes)
         self.state[step.address] = Known(step.physical, known, complete)
+
+
+def check_external(ctx: StackContext, graph: Graph) -> None:
+    """Data sets named but not declared must be on the server."""
+    for node in graph.nodes.values():
+        for place, name in node.external.items():
+            try:
+                ctx.api.get(f"/api/v1/datasets/{path_segment(name)}")
+            except NotFoundError:
+                raise ValidationError(
+                    f"{place}: data set {name!r} is neither in the stack's datasets nor "
+                    "on the server.",
+                    hint="Declare it under datasets:, or create it first (kennel datasets create).",
+                ) from None
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -720,20 +730,43 @@ def up(
 ) -> Outcome:
     """Bring the stack up: every block in dependency order, then the leftovers removed.
 
+    The run holds the stack's lock throughout (see ``_lock``): the record is read and
+    written under it, so two runs of one stack never both act.
+
     Raises:
         ValidationError: The stack does not resolve (nothing was changed).
+        ConflictError: Another run holds the stack's lock (nothing was changed).
         StackError: A step failed; the message names what exists and what does not, and
             the record says the same (run ``up`` again once the cause is fixed).
     """
     handlers = default_handlers() if handlers is None else handlers
     graph = build_graph(stack, ctx.base, handlers, where=where)
-    record = Record.load(ctx)
+    check_external(ctx, graph)
+    with StackLock(ctx, "up") as lock:
+        outcome = Outcome(stack.name)
+        warning = lock.takeover_warning()
+        if warning:
+            outcome.warnings.append(warning)
+            report(Event("warning", None, message=warning))
+        record = Record.load(ctx, owner=lock.owner)
+        _up_locked(ctx, stack, graph, handlers, record, outcome, report, file)
+    return outcome
+
+
+def _up_locked(
+    ctx: StackContext,
+    stack: StackFile,
+    graph: Graph,
+    handlers: dict[str, Handler],
+    record: Record,
+    outcome: Outcome,
+    report: Reporter,
+    file: str,
+) -> None:
     planner = _Planner(ctx, graph, handlers, record)
-    planner.check_external()
     record.body.status, record.body.status_reason = "UpInProgress", ""
     record.body.description, record.body.file = stack.description, file
     record.save(ctx)
-    outcome = Outcome(stack.name)
     done: list[Address] = []
     current: Address | None = None
     try:
@@ -755,7 +788,6 @@ def up(
         raise
     except Exception as error:
         raise _failed(ctx, record, graph, done, current, error) from error
-    return outcome
 
 
 def _apply_one(
@@ -959,11 +991,30 @@ def down(
         StackError: A removal failed: what is gone and what remains (run ``down`` again).
     """
     handlers = default_handlers() if handlers is None else handlers
-    record = Record.load(ctx)
     outcome = Outcome(ctx.stack)
-    if not record.exists:
+    if not Record.load(ctx).exists:
         outcome.warnings.append(f"Stack {ctx.stack!r} has no record on the server: nothing to do.")
         return outcome
+    with StackLock(ctx, "down") as lock:
+        warning = lock.takeover_warning()
+        if warning:
+            outcome.warnings.append(warning)
+            report(Event("warning", None, message=warning))
+        # Read under the lock: what the last run left, not what it was doing meanwhile.
+        record = Record.load(ctx, owner=lock.owner)
+        _down_locked(ctx, handlers, record, outcome, report)
+        lock.stop_renewing()  # a renewal after the record is gone must not make it again
+        record.remove(ctx)
+    return outcome
+
+
+def _down_locked(
+    ctx: StackContext,
+    handlers: dict[str, Handler],
+    record: Record,
+    outcome: Outcome,
+    report: Reporter,
+) -> None:
     record.body.status, record.body.status_reason = "DownInProgress", ""
     record.save(ctx)
     removed: list[str] = []
@@ -983,8 +1034,6 @@ def down(
             f"Remaining: {', '.join(remaining) or 'nothing'}.",
             hint="Fix the cause and run kennel down again (it continues where it stopped).",
         ) from error
-    record.remove(ctx)
-    return outcome
 
 
 def _remove_one(

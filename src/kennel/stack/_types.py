@@ -72,6 +72,9 @@ class StackContext:
     """Reports what a long step is doing (the CLI shows it with rich)."""
     timeout_seconds: float = 3600.0
     """The longest a step waits for a resource to be ready."""
+    lock_seconds: float = 60.0
+    """The lease of the stack's lock ``up``/``down`` hold (``KENNEL_STACK_LOCK_SECONDS``):
+    renewed every third of it; another run may take it over once it runs out."""
 
 
 class Handler(Protocol):

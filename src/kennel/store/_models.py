@@ -250,6 +250,17 @@ class Stack(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The lock of the run changing the stack (``kennel up``/``down``): only its owner may
+    # write the record until it releases it or stops renewing it past ``lock_expires_at``.
+    lock_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The holding run's random token; None when no run holds the stack."""
+    lock_holder: Mapped[str | None] = mapped_column(Text, default=None)
+    """Who holds it, for a person: ``kennel up on HOST (pid N)``."""
+    lock_operation: Mapped[str | None] = mapped_column(String(8), default=None)
+    lock_acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lock_renewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lock_lease_seconds: Mapped[float | None] = mapped_column(default=None)
 
 
 # --- IAM -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from botocore.credentials import Credentials
 from tests._server import RunningServer
 
 from kennel._client import KennelClient
-from kennel._errors import AuthError, KennelError, NotFoundError, ValidationError
+from kennel._errors import AuthError, ConflictError, KennelError, NotFoundError, ValidationError
 from kennel.stack._engine import StackError, down, plan, up
 from kennel.stack._schema import parse_stack
 from kennel.stack._types import Address, StackContext, Step
@@ -243,7 +243,36 @@ def test_stack_routes_are_authorized(server: RunningServer, api: KennelClient) -
             reader.request("PUT", f"/api/v1/stacks/{name}", json_body={"status": "UpFailed"})
         with pytest.raises(AuthError, match="kennel:DeleteStack"):
             reader.delete(f"/api/v1/stacks/{name}")
+        lock = {"owner": "r" * 32, "operation": "up", "lease_seconds": 30}
+        with pytest.raises(AuthError, match="kennel:PutStack"):
+            reader.post(f"/api/v1/stacks/{name}/lock", lock)
     with pytest.raises(KennelError) as bad:
         api.request("PUT", f"/api/v1/stacks/{name}", json_body={"status": "Sideways"})
     assert bad.value.status == 400
     api.delete(f"/api/v1/stacks/{name}")
+
+
+def test_up_and_down_refuse_while_another_run_holds_the_stack(
+    ctx: StackContext, handlers: dict[str, Any], log: list[str]
+) -> None:
+    stack = parse_stack(stack_data(ctx.stack))
+    up(ctx, stack, handlers=handlers)
+    log.clear()
+    other = {"owner": "o" * 32, "operation": "up", "holder": "the other run", "lease_seconds": 60}
+    ctx.api.post(f"/api/v1/stacks/{ctx.stack}/lock", other)
+    for run in (lambda: up(ctx, stack, handlers=handlers), lambda: down(ctx, handlers=handlers)):
+        with pytest.raises(ConflictError) as held:
+            run()
+        assert "the other run" in held.value.message
+        assert (
+            held.value.hint is not None and f"kennel stack describe {ctx.stack}" in held.value.hint
+        )
+    assert log == []
+    assert record(ctx.api, ctx.stack)["status"] == "UpComplete"
+    with pytest.raises(ConflictError):  # nor may anyone else write the record meanwhile
+        ctx.api.request("PUT", f"/api/v1/stacks/{ctx.stack}", json_body={"status": "UpFailed"})
+
+    ctx.api.request("DELETE", f"/api/v1/stacks/{ctx.stack}/lock", params={"owner": "o" * 32})
+    assert record(ctx.api, ctx.stack)["lock"] is None
+    down(ctx, handlers=handlers)
+    assert log[-1] == "delete datasets.digits"

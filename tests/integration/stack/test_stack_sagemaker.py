@@ -24,14 +24,20 @@ from kennel._errors import NotFoundError
 pytestmark = pytest.mark.timeout(600)
 
 TINY = {"arch": "small-cnn", "epochs": 1, "image-size": 16}
+LOCK_SECONDS = 6
+"""The stack lock's lease in the tests that kill a run: the next run takes over soon."""
 
 
 def kennel(
-    server: RunningServer, *args: str, check: bool = True, timeout: float = 400
+    server: RunningServer,
+    *args: str,
+    check: bool = True,
+    timeout: float = 400,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "kennel", *args],
-        env={**server.env, "COLUMNS": "250"},  # a wide table: reasons on one line
+        env={**server.env, "COLUMNS": "250", **(env or {})},  # wide: reasons on one line
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -230,6 +236,8 @@ def test_up_again_plan_a_change_and_down(
 def test_an_up_killed_while_training_resumes_without_a_second_job(
     server: RunningServer, api: KennelClient, tmp_path: Path, cleanup: list[Path]
 ) -> None:
+    """A second up while the first runs is refused (the stack's lock); once the first is
+    SIGKILLed its lock expires, and the next up takes it over and resumes."""
     prefix = f"stk-{uuid.uuid4().hex[:6]}"
     data = f"{prefix}-digits"
     stack = {
@@ -245,24 +253,34 @@ def test_an_up_killed_while_training_resumes_without_a_second_job(
     }
     file = write(tmp_path / "stack.yaml", stack)
     cleanup.append(file)
+    lease = {"KENNEL_STACK_LOCK_SECONDS": str(LOCK_SECONDS)}
     up = subprocess.Popen(
         [sys.executable, "-m", "kennel", "up", str(file)],
-        env=server.env,
+        env={**server.env, **lease},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         job = wait_for_training(api, "resume-", deadline=time.monotonic() + 300)
+        second = kennel(server, "up", str(file), "--json", check=False, env=lease)
+        lock = api.get(f"/api/v1/stacks/{prefix}")["lock"]
     finally:
         up.send_signal(signal.SIGKILL)
         up.wait(30)
     assert job["status"] == "InProgress", job
+    assert second.returncode == 1, second.stdout
+    assert "ResourceInUse" in second.stderr and "being changed by another run" in second.stderr
+    assert f"kennel stack describe {prefix}" in second.stderr
+    assert (lock["operation"], lock["expired"]) == ("up", False)
+    assert f"(pid {up.pid})" in lock["holder"]
     record = api.get(f"/api/v1/stacks/{prefix}")
     entry = next(r for r in record["resources"] if r["address"] == "training_jobs.resume")
     assert (entry["physical"], entry["status"]) == (job["name"], "Creating")
 
+    wait_for_lock_to_expire(api, prefix, deadline=time.monotonic() + LOCK_SECONDS + 30)
     resumed = as_json(server, "up", str(file))
+    assert any("Took over the lock" in w for w in resumed["warnings"]), resumed["warnings"]
     step = next(s for s in resumed["steps"] if s["address"] == "training_jobs.resume")
     assert step["physical"] == job["name"]
     assert step["action"] in ("wait", "none")  # "none": it finished before the second run
@@ -274,6 +292,16 @@ def test_an_up_killed_while_training_resumes_without_a_second_job(
     ]
     assert [j["name"] for j in mine] == [job["name"]]
     kennel(server, "down", str(file), "--yes")
+
+
+def wait_for_lock_to_expire(api: KennelClient, stack: str, deadline: float) -> None:
+    """Until the server says the killed run's lock expired (no renewal for its lease)."""
+    while time.monotonic() < deadline:
+        lock = api.get(f"/api/v1/stacks/{stack}")["lock"]
+        if lock is None or lock["expired"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the lock of stack {stack} did not expire")
 
 
 def wait_for_training(api: KennelClient, prefix: str, deadline: float) -> dict[str, Any]:

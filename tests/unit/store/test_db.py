@@ -16,7 +16,7 @@ def db(tmp_path: Path) -> Database:
 def test_migrations_create_every_model_table(db: Database) -> None:
     tables = set(inspect(db.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    assert db.revision() == db.head_revision() == "0010"
+    assert db.revision() == db.head_revision() == "0011"
 
 
 def test_migration_columns_match_the_models(db: Database) -> None:
