@@ -6,7 +6,7 @@ The one piece of global state kennel allows; everything else is passed in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     died, e.g. kill -9), and its cost stops at its last heartbeat."""
     notebook_start_timeout_seconds: float = Field(default=180.0, gt=0)
     """How long ``kennel notebook`` waits for JupyterLab to answer before giving up."""
+    stack_lock_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    """Client side: the lease of a stack's lock that ``kennel up``/``down`` takes (renewed
+    every third of it while the command runs). A command killed without releasing it
+    blocks other runs of that stack for at most this long; then the next one takes over."""
+    log_format: Literal["text", "json"] = "text"
+    """The server log: ``text`` lines, or ``json``: one JSON object per line (time, level,
+    logger, message, the request id inside a request, the traceback) plus one access line
+    per request."""
     examples_dir: Path | None = None
     """The examples ``kennel notebook`` copies into its workspace (default: the source
     checkout's ``examples/``)."""

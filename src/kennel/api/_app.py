@@ -22,6 +22,7 @@ from kennel.api.routers import (
     functions,
     iam,
     lambda_api,
+    metrics,
     models,
     notebooks,
     stacks,
@@ -43,6 +44,7 @@ ROUTERS = (
     functions,
     notebooks,
     stacks,
+    metrics,
     iam,
     aws_query,
 )

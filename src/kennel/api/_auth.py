@@ -11,12 +11,14 @@ import hashlib
 import logging
 import random
 import tempfile
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from kennel._errors import InternalError, KennelError, PayloadTooLargeError, ValidationError
+from kennel._logging import ACCESS_LOGGER, FIELDS, REQUEST_ID
 from kennel.api._context import ServerContext
 from kennel.api._errors import LAMBDA_PREFIXES, error_response
 from kennel.api._json_protocol import has_target
@@ -29,6 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 SPOOL_IN_MEMORY = 8 * 2**20
 CHUNK = 256 * 2**10
@@ -73,9 +76,13 @@ class Body:
 
 
 class SigV4Middleware:
+    """The outermost layer: gives the request its id (the ``x-amzn-RequestId`` the client
+    sees, and :data:`REQUEST_ID` for the log), verifies the signature, replays the body."""
+
     def __init__(self, app: ASGIApp, ctx: ServerContext) -> None:
         self.app = app
         self.ctx = ctx
+        self.access_log = ctx.settings.log_format == "json"
 
     def _limit(self, method: str, path: str) -> int:
         settings = self.ctx.settings
@@ -96,6 +103,47 @@ class SigV4Middleware:
             await self.app(scope, receive, send)
             return
         request_id = _request_id()
+        # Each request runs in its own task (a copy of the server's context): no reset.
+        REQUEST_ID.set(request_id)
+        if self.access_log:
+            await self._logged(scope, receive, send, request_id)
+        else:
+            await self._handle(scope, receive, send, request_id)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """:meth:`_handle`, then one access line (the path only: a presigned URL's query
+        string holds its signature and session token)."""
+        started = time.perf_counter()
+        status = 0
+
+        async def send_seen(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_seen, request_id)
+        finally:
+            identity = scope.get("state", {}).get("identity")
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status or "-",
+                extra={
+                    FIELDS: {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status or None,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "principal": getattr(identity, "principal", None),
+                        "client": (scope.get("client") or [None])[0],
+                    }
+                },
+            )
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         path: str = scope["path"]
         body: Body | None = None
         try:

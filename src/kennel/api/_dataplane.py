@@ -313,6 +313,7 @@ class DataPlane:
         overhead_us = (sent_at - started) * 1e6
         variant.stats.record(status, model_us, overhead_us, model_error)
         variant.watch.record(status, model_us, overhead_us, model_error)
+        variant.totals.record(status, model_us, overhead_us, model_error)
 
     def _log_arn(self, endpoint: str) -> str:
         ctx = self.ctx

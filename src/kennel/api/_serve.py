@@ -10,7 +10,9 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
+from kennel._logging import configure_logging
 from kennel._settings import Settings
 from kennel.api._app import create_app
 from kennel.api._context import build_context
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> None:
     """Build the server and run it; uvicorn turns SIGTERM into a clean shutdown."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)
     ctx = build_context(settings)
     if ctx.account.created:
         log.info(
@@ -37,6 +39,9 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level="warning",
         access_log=False,
+        # JSON: uvicorn's loggers go through the root handler (its own config would give
+        # them plain-text handlers); text: its default config, as before.
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         proxy_headers=False,  # no proxy in front: the client's own address is the truth
         timeout_graceful_shutdown=10,
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kennel.endpoints._upstream import UpstreamPool
+from kennel.store._histogram import Histogram
 
 T = TypeVar("T")
 
@@ -113,6 +114,30 @@ class VariantStats:
 
 
 @dataclass(eq=False)
+class VariantTotals:
+    """One endpoint variant's running totals since the server started, across all its
+    deployments (``/metrics`` reads them); written on the event loop only, never reset."""
+
+    invocations: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    model_errors: int = 0
+    model_latency: Histogram = field(default_factory=Histogram)
+    overhead_latency: Histogram = field(default_factory=Histogram)
+
+    def record(self, status: int, model_us: float, overhead_us: float, model_error: bool) -> None:
+        self.invocations += 1
+        if 400 <= status < 500:
+            self.errors_4xx += 1
+        elif status >= 500:
+            self.errors_5xx += 1
+        if model_error:
+            self.model_errors += 1
+        self.model_latency.observe(model_us * 1e-6)
+        self.overhead_latency.observe(overhead_us * 1e-6)
+
+
+@dataclass(eq=False)
 class VariantRoute:
     name: str
     weight: float
@@ -121,6 +146,9 @@ class VariantRoute:
     """Everything this variant served (flushed to the metric series)."""
     watch: VariantStats = field(default_factory=VariantStats)
     """The same counts, read separately by a rollout's alarms."""
+    totals: VariantTotals = field(default_factory=VariantTotals)
+    """The same again as running totals, shared by the variant's routes in every
+    deployment of the endpoint (the service hands the one object to each)."""
     wake: Callable[[], bool] | None = field(default=None, repr=False)
     """Asks for a first instance when a request finds none (scale from zero); True when
     one is being started, so the request may wait for it. Called on the event loop."""

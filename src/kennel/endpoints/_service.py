@@ -54,6 +54,7 @@ from kennel.endpoints._routing import (
     RoutingTable,
     VariantRoute,
     VariantStats,
+    VariantTotals,
 )
 from kennel.endpoints._spec import (
     AlarmSpec,
@@ -127,6 +128,17 @@ class LiveDeployment:
     retired: bool = False
 
 
+@dataclass(frozen=True)
+class VariantGauge:
+    """A serving variant right now, as ``/metrics`` shows it."""
+
+    endpoint: str
+    variant: str
+    desired: int
+    healthy: int
+    outstanding: int
+
+
 @dataclass(eq=False)
 class LiveEndpoint:
     name: str
@@ -176,6 +188,12 @@ class EndpointService:
         self._next_prune = 0.0
         self.period_listeners: list[Callable[[dict[str, dict[str, float]]], None]] = []
         """Called after each metric period with ``{resource: {metric: value}}``."""
+        self.last_period: dict[str, dict[str, float]] = {}
+        """The latest period's values, as :meth:`flush_metrics` returned them (replaced
+        whole each period, so a reader never sees half of one)."""
+        self.totals: dict[tuple[str, str], VariantTotals] = {}
+        """(endpoint, variant) -> running totals since the server started, shared by the
+        variant's routes in every deployment; dropped when the endpoint is deleted."""
         self.on_empty: Callable[[str, str], bool] | None = None
         """Asked to start a first instance when a request reaches a variant at zero."""
 
@@ -506,6 +524,8 @@ class EndpointService:
                 self._retire(deployment)
         with self._lock:
             self._live.pop(live.name, None)
+            for key in [k for k in self.totals if k[0] == live.name]:
+                self.totals.pop(key, None)
             with self.db.session() as session:
                 session.execute(delete(Endpoint).where(Endpoint.name == live.name))
 
@@ -556,6 +576,9 @@ class EndpointService:
                         spec["variant_name"],
                         float(spec["initial_weight"]),
                         wake=partial(self._wake, endpoint, spec["variant_name"]),
+                        totals=self.totals.setdefault(
+                            (endpoint, spec["variant_name"]), VariantTotals()
+                        ),
                     ),
                 )
             )
@@ -992,10 +1015,35 @@ class EndpointService:
         if samples:
             with self.db.session() as session:
                 session.add_all(samples)
+        self.last_period = written
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             self._prune_metrics(now)
         return written
+
+    def variant_gauges(self) -> list[VariantGauge]:
+        """Every serving variant now: desired and healthy instances, requests in flight
+        (summed over both fleets while an update runs). Cheap: no I/O."""
+        gauges: list[VariantGauge] = []
+        for live in list(self._live.values()):
+            seen: dict[str, VariantGauge] = {}
+            for deployment in (live.current, live.candidate):
+                if deployment is None or deployment.retired:
+                    continue
+                for variant in deployment.variants:
+                    backends = variant.route.backends
+                    healthy = sum(1 for b in backends if b.healthy)
+                    outstanding = sum(b.outstanding for b in backends)
+                    before = seen.get(variant.name)
+                    if before is not None:  # the candidate fleet of a variant already seen
+                        healthy += before.healthy
+                        outstanding += before.outstanding
+                    desired = before.desired if before is not None else variant.desired
+                    seen[variant.name] = VariantGauge(
+                        live.name, variant.name, desired, healthy, outstanding
+                    )
+            gauges += seen.values()
+        return gauges
 
     def _prune_metrics(self, now: datetime) -> None:
         """Drop endpoint samples older than the retention (a 1 s period writes ~10 rows a

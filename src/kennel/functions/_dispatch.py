@@ -52,6 +52,7 @@ from kennel.functions._envclient import (
     kill,
     spawn,
 )
+from kennel.store._histogram import Histogram
 from kennel.store._models import LambdaEvent, LambdaLog, MetricSample
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ ASYNC_CONCURRENCY = 32
 THROTTLE_RETRY_SECONDS = (0.2, 2.0)
 LOG_FLUSH_SECONDS = 0.25
 CONFIG_RELOAD_SECONDS = 5.0
+HOST_START_GRACE_SECONDS = 30.0
+"""How long stopping waits for a function host still starting (see :meth:`stop`)."""
 """Provisioned-concurrency configs are re-read on every change, and at least this often."""
 TAIL_BYTES = 4096
 
@@ -135,6 +138,30 @@ class _Counters:
     provisioned_allocated: int = 0
 
 
+@dataclass(eq=False)
+class FunctionTotals:
+    """A function's running totals since the server started (``/metrics`` reads them);
+    written on the event loop only, never reset."""
+
+    invocations: int = 0
+    errors: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+    duration: Histogram = field(default_factory=Histogram)
+
+
+@dataclass(frozen=True)
+class RuntimeGauges:
+    """What the runtime holds right now, per function and per provisioned config."""
+
+    concurrent: dict[str, int]
+    """Function -> invocations running now (busy environments)."""
+    environments: dict[str, int]
+    """Function -> execution environments alive (idle, busy and provisioned)."""
+    provisioned: dict[tuple[str, str], tuple[int, int]]
+    """(function, qualifier) -> (environments ready, of which busy)."""
+
+
 class FunctionRuntime:
     """Runs invocations of functions in execution environments (see the module doc)."""
 
@@ -174,6 +201,10 @@ class FunctionRuntime:
         self._credentials: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
         self._credential_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._counters: dict[str, _Counters] = defaultdict(_Counters)
+        self.totals: dict[str, FunctionTotals] = defaultdict(FunctionTotals)
+        """Function -> running totals since the server started."""
+        self.last_period: dict[str, dict[str, float]] = {}
+        """Function -> the values of its latest metric period (replaced whole)."""
         self._period_started = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         self._async_wakeup: asyncio.Event | None = None
@@ -204,6 +235,12 @@ class FunctionRuntime:
         ]
 
     async def stop(self) -> None:
+        # A host start in flight runs on in its thread even when its task is cancelled,
+        # and would call into Ray after Ray stops (Ray then ends the whole process, exit
+        # code 1): let it finish, so the host it started is stopped below with the rest.
+        if self._tasks:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._tasks[0]), HOST_START_GRACE_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -286,14 +323,21 @@ class FunctionRuntime:
     ) -> Outcome:
         """Run one invocation; raises Throttled or SpawnFailed, else returns its Outcome."""
         counters = self._counters[fn.name]
-        unreserved = self._admit(fn, counters)
+        totals = self.totals[fn.name]
+        try:
+            unreserved = self._admit(fn, counters)
+        except Throttled:
+            totals.throttles += 1
+            raise
         try:
             env, cold = await self._acquire(fn)
             counters.invocations += 1
+            totals.invocations += 1
             concurrency = self._busy[fn.name]
             counters.max_concurrency = max(counters.max_concurrency, concurrency)
             if cold:
                 counters.cold_starts += 1
+                totals.cold_starts += 1
                 self.stats["cold_starts"] += 1
             else:
                 self.stats["warm_starts"] += 1
@@ -312,7 +356,9 @@ class FunctionRuntime:
                 self._unreserved_busy -= 1
         if result.kind != "ok":
             counters.errors += 1
+            totals.errors += 1
         counters.durations.append(result.duration_ms)
+        totals.duration.observe(result.duration_ms / 1000.0)
         self._queue_log(fn, env, request_id, result.log)
         return Outcome(result, fn.version, cold, request_id)
 
@@ -817,6 +863,7 @@ class FunctionRuntime:
         self._period_started = time.time()
         counters, self._counters = self._counters, defaultdict(_Counters)
         samples: list[MetricSample] = []
+        written: dict[str, dict[str, float]] = {}
         for name, c in counters.items():
             values: dict[str, float] = {
                 "Invocations": c.invocations,
@@ -833,6 +880,7 @@ class FunctionRuntime:
                 values["ProvisionedConcurrencyUtilization"] = (
                     c.provisioned_busy_max / c.provisioned_allocated
                 )
+            written[name] = values
             samples += [
                 MetricSample(resource=f"function/{name}", name=k, value=float(v), timestamp=now)
                 for k, v in values.items()
@@ -840,6 +888,7 @@ class FunctionRuntime:
             # Keep the allocation known for the next period's utilisation.
             self._counters[name].provisioned_allocated = c.provisioned_allocated
         del period
+        self.last_period = written
         if samples:
             with self.db.session() as session:
                 session.add_all(samples)
@@ -875,6 +924,18 @@ class FunctionRuntime:
             log.exception("writing %d function log rows failed", len(rows))
 
     # --- what the console and `describe` show ---------------------------------------------
+
+    def gauges(self) -> RuntimeGauges:
+        """Concurrency and environments now (on the event loop; no I/O)."""
+        environments: dict[str, int] = defaultdict(int)
+        for env in list(self._all):
+            environments[env.key[0]] += 1
+        provisioned = {
+            slot: (len(envs), sum(1 for e in envs if e.busy))
+            for slot, envs in list(self._provisioned.items())
+        }
+        concurrent = {name: busy for name, busy in list(self._busy.items()) if busy > 0}
+        return RuntimeGauges(concurrent, dict(environments), provisioned)
 
     def describe(self, name: str) -> dict[str, Any]:
         envs = [e for e in self._all if e.key[0] == name]

@@ -59,6 +59,8 @@ _SCALABLE_TARGET = "arn:aws:application-autoscaling:{region}:{account}:scalable-
 _CATALOG: list[tuple[str, str, Access, str]] = [
     # kennel's own resources
     ("kennel", "GetServerStatus", "Read", "*"),
+    # GET /metrics: every metric kennel keeps, in Prometheus' text format
+    ("kennel", "GetMetrics", "Read", "*"),
     ("kennel", "ListInstanceTypes", "List", "*"),
     ("kennel", "CreateDataset", "Write", _kennel("dataset")),
     ("kennel", "DescribeDataset", "Read", _kennel("dataset")),
