@@ -79,8 +79,12 @@ class RunningServer:
         return KennelClient(self.url, Credentials(key, secret), "us-east-1")
 
 
-def start_server(home: Path, *, timeout: float = 120.0, **extra_env: str) -> RunningServer:
-    port = free_port()
+def start_server(
+    home: Path, *, timeout: float = 120.0, port: int | None = None, **extra_env: str
+) -> RunningServer:
+    """A server on ``port`` (a free one by default: give the old one to restart a server
+    where its clients expect it)."""
+    port = port or free_port()
     env = kennel_env(home, port, **extra_env)
     home.mkdir(parents=True, exist_ok=True)
     log = home / "test-server.log"

@@ -1,10 +1,10 @@
-"""IamService over a real SQLite database: what IAM's and STS's callers rely on."""
+"""IamService over a real database (SQLite and PostgreSQL): what IAM's and STS's callers rely on."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -183,7 +183,7 @@ def test_delete_user_refused_while_keys_policies_or_mfa_remain(
 
 
 def test_access_key_secret_is_returned_once_and_stored_encrypted(
-    iam: IamService, db: Database, box: SecretBox, tmp_path: Path
+    iam: IamService, db: Database, box: SecretBox, stored_bytes: Callable[[Database], bytes]
 ) -> None:
     iam.create_user("alice")
     key = iam.create_access_key("alice")["AccessKey"]
@@ -203,22 +203,20 @@ def test_access_key_secret_is_returned_once_and_stored_encrypted(
         assert secret.encode() not in row.secret_encrypted
         assert box.decrypt(row.secret_encrypted) == secret
 
-    db.engine.dispose()
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("k.db*"))
+    on_disk = stored_bytes(db)
     assert key_id.encode() in on_disk  # the key id is there in clear: the right bytes
     assert secret.encode() not in on_disk
 
 
 def test_session_secrets_are_not_on_disk_in_clear(
-    iam: IamService, db: Database, tmp_path: Path
+    iam: IamService, db: Database, stored_bytes: Callable[[Database], bytes]
 ) -> None:
     key_id = user_with_key(iam)
     credentials = iam.get_session_token(resolved(iam, key_id))["Credentials"]
     stored = iam.session_credentials(credentials["AccessKeyId"])
     assert stored is not None
     assert stored[:2] == (credentials["SecretAccessKey"], credentials["SessionToken"])
-    db.engine.dispose()
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("k.db*"))
+    on_disk = stored_bytes(db)
     assert credentials["AccessKeyId"].encode() in on_disk
     assert credentials["SecretAccessKey"].encode() not in on_disk
     assert credentials["SessionToken"].encode() not in on_disk
