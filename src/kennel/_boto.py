@@ -19,6 +19,7 @@ import botocore.session
 from botocore.credentials import Credentials
 from botocore.parsers import ResponseParserError
 
+from kennel._client import TLS_FAILURE_HINT
 from kennel._errors import (
     KennelError,
     ServiceUnavailableError,
@@ -57,12 +58,14 @@ def make_client(
     core: botocore.session.Session | None = None,
     credentials: Credentials | None = None,
     raw_blobs: bool = False,
+    ca_bundle: str | None = None,
 ) -> AwsClient:
     """A boto3 ``service`` client for the server at ``endpoint_url``.
 
     Credentials come from ``core`` (a botocore session with a profile) or are given.
     With ``raw_blobs`` binary fields come back as the text the server sent (not
-    base64-decoded).
+    base64-decoded). ``ca_bundle`` verifies an https server (None: botocore's own
+    choice, AWS_CA_BUNDLE or the profile's ``ca_bundle``).
     """
     import boto3
     from botocore.config import Config
@@ -86,6 +89,7 @@ def make_client(
         endpoint_url=endpoint,
         region_name=region,
         config=Config(connect_timeout=5, read_timeout=600, retries={"total_max_attempts": 1}),
+        verify=ca_bundle,
         **extra,
     )
     return AwsClient(raw, endpoint)
@@ -98,6 +102,10 @@ def aws_errors(endpoint_url: str) -> Iterator[None]:
         yield
     except botocore.exceptions.ClientError as exc:
         raise client_error(exc) from exc
+    except botocore.exceptions.SSLError as exc:
+        raise ServiceUnavailableError(
+            f"The TLS handshake with {endpoint_url} failed: {exc}", hint=TLS_FAILURE_HINT
+        ) from exc
     except botocore.exceptions.EndpointConnectionError as exc:
         raise ServiceUnavailableError(
             f"No kennel server answers at {endpoint_url}.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,11 +25,17 @@ from kennel._errors import (
     KennelError,
     ServiceUnavailableError,
     UnrecognizedClientError,
+    ValidationError,
     error_from_response,
 )
 from kennel._settings import Settings
 
 SERVICE = "sagemaker"
+TLS_FAILURE_HINT = (
+    "For a certificate the usual trust store does not know (a self-signed one), point "
+    "KENNEL_CA_BUNDLE or AWS_CA_BUNDLE at its PEM file; an http:// URL needs a plain-HTTP "
+    "server, an https:// one a TLS server."
+)
 
 
 def _encode_query(params: Mapping[str, Any]) -> str:
@@ -54,11 +61,17 @@ class KennelClient:
         region: str,
         *,
         timeout: float = 600.0,
+        ca_bundle: str | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.credentials = credentials
         self.region = region
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self.ca_bundle = ca_bundle
+        """PEM CA certificates an https endpoint is verified with (None: the usual trust
+        store); boto3 clients made from this one take it as their ``verify``."""
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=5.0), verify=tls_verify(ca_bundle)
+        )
 
     @classmethod
     def from_settings(
@@ -83,6 +96,7 @@ class KennelClient:
             creds.get_frozen_credentials(),
             region,
             timeout=timeout,
+            ca_bundle=ca_bundle_of(settings, session),
         )
 
     def close(self) -> None:
@@ -141,6 +155,11 @@ class KennelClient:
         try:
             response = self._http.request(method, url, content=content, headers=signed)
         except httpx.ConnectError as exc:
+            if _tls_failure(exc):
+                raise ServiceUnavailableError(
+                    f"The TLS handshake with {self.endpoint_url} failed: {exc}",
+                    hint=TLS_FAILURE_HINT,
+                ) from exc
             raise ServiceUnavailableError(
                 f"No kennel server answers at {self.endpoint_url}.",
                 hint="Start it with `kennel server --background` (or set KENNEL_ENDPOINT_URL).",
@@ -170,6 +189,43 @@ def _read_chunks(f: BinaryIO, progress: Callable[[int], None] | None) -> Iterato
             if progress:
                 progress(len(chunk))
             yield chunk
+
+
+def ca_bundle_of(settings: Settings, session: botocore.session.Session) -> str | None:
+    """The CA bundle a client verifies the server with: ``KENNEL_CA_BUNDLE``, else what
+    botocore would use (AWS_CA_BUNDLE, then the profile's ``ca_bundle``), else None."""
+    if settings.ca_bundle is not None:
+        return str(settings.ca_bundle)
+    try:
+        value = session.get_config_variable("ca_bundle")
+    except botocore.exceptions.ProfileNotFound:
+        return None
+    return str(value) if value else None
+
+
+def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a CA bundle (True: its default trust store)."""
+    if ca_bundle is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValidationError(
+            f"Cannot read the CA bundle {ca_bundle}: {exc}.",
+            hint="Point KENNEL_CA_BUNDLE (or AWS_CA_BUNDLE, or the profile's ca_bundle) at "
+            "a PEM file with the server's CA certificate.",
+        ) from exc
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause chain httpx builds is a few links long
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _profile_endpoint(session: botocore.session.Session) -> str | None:

@@ -8,12 +8,15 @@ line per request (logger ``kennel.access``): method, path, status, duration, pri
 
 Nothing here logs a header, a query string or a body, so no signature, secret key or
 session token reaches the log (a presigned URL carries its token in the query string).
+Should a message or a traceback carry one anyway (an exception that quotes a URL or a
+response), both formats mask it: see :func:`redact`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -32,6 +35,35 @@ FIELDS = "fields"
 
 LogFormat = Literal["text", "json"]
 
+_SECRETS = re.compile(
+    r"(?i)("
+    r"(?:x-amz-)?signature=|"  # SigV4: the Authorization header and presigned URLs
+    r"x-amz-security-token[\"']?\s*[:=]\s*[\"']?|"
+    r"(?:aws_)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?|"
+    r"(?:aws_)?session_?token[\"']?\s*[:=]\s*[\"']?|"
+    r"<(?:SecretAccessKey|SessionToken)>"
+    r")"
+    r"[^\s\"'&,<>]+"
+)
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` with SigV4 signatures, session tokens and secret access keys masked, in the
+    forms they take in headers, query strings, JSON, XML and AWS's ini files."""
+    lowered = text.lower()
+    # Every form names one of these; most lines name none, and skip the slower regex.
+    if "signature=" not in lowered and "token" not in lowered and "secret" not in lowered:
+        return text
+    return _SECRETS.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class TextFormatter(logging.Formatter):
+    """The text log's lines, with :func:`redact` applied."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (newlines in values are escaped)."""
@@ -41,7 +73,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         request_id = REQUEST_ID.get()
         if request_id is not None:
@@ -51,11 +83,11 @@ class JsonFormatter(logging.Formatter):
             for key, value in fields.items():
                 entry.setdefault(str(key), value)
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exc_info"] = record.exc_text
+            entry["exc_info"] = redact(record.exc_text)
         if record.stack_info:
-            entry["stack_info"] = self.formatStack(record.stack_info)
+            entry["stack_info"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -65,7 +97,7 @@ def configure_logging(log_format: LogFormat) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(TextFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -5,6 +5,8 @@ The one piece of global state kennel allows; everything else is passed in.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +33,23 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     host: str = "127.0.0.1"
+    """The address the gateway binds. Anything but a loopback address needs TLS (below) or
+    ``allow_plaintext``: keys are not sent, but every request and answer would be readable."""
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     endpoint_url: str | None = None
-    """Where clients find the server; defaults to http://host:port."""
+    """Where clients find the server; defaults to http(s)://host:port."""
+    tls_cert_file: Path | None = None
+    """PEM certificate (with its chain) the gateway serves HTTPS with; unset: plain HTTP."""
+    tls_key_file: Path | None = None
+    """The certificate's PEM private key (unset: it is in ``tls_cert_file``)."""
+    allow_plaintext: bool = False
+    """Serve plain HTTP on a non-loopback host anyway: only for a TLS-terminating proxy in
+    front that alone can reach the port."""
+    ca_bundle: Path | None = None
+    """PEM CA certificates that clients (the CLI, the SDK, the AWS profile the server
+    writes, function environments) trust for an https endpoint. Unset: AWS_CA_BUNDLE or
+    the profile's ``ca_bundle``, else the usual trust store; a server whose certificate is
+    self-signed uses that certificate."""
     profile: str = "kennel"
     """The AWS shared-credentials profile the bootstrap writes and clients read."""
     region: str = "us-east-1"
@@ -117,6 +133,15 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value
 
+    @field_validator("tls_cert_file", "tls_key_file", "ca_bundle", mode="before")
+    @classmethod
+    def _absolute_file(cls, value: Any) -> Any:
+        """Absolute: the server hands these paths to a background child and to the AWS
+        profile it writes, which are read from other working directories."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return Path(value).expanduser().absolute() if isinstance(value, str | Path) else value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -141,11 +166,28 @@ class Settings(BaseSettings):
         return self.artifact_url or str(self.home / "artifacts")
 
     @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def binds_loopback(self) -> bool:
+        """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1)."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a name: it may resolve to any interface
+
+    @property
     def resolved_endpoint_url(self) -> str:
         if self.endpoint_url:
             return self.endpoint_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 literal
+        scheme = "https" if self.tls_enabled else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def tmp_dir(self) -> Path:
@@ -159,6 +201,18 @@ class Settings(BaseSettings):
     def server_file(self) -> Path:
         """Written by a running server: its pid and URL (for ``server stop``/``status``)."""
         return self.home / "server.json"
+
+
+SERVER_SECRET_VARIABLES = ("KENNEL_MASTER_KEY", "KENNEL_DATABASE_URL")
+"""The server's own secrets in its environment: the key that decrypts every stored secret
+key, and a database URL that may hold a password."""
+
+
+def without_server_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for a process that runs user code (a training script, a model server's
+    handlers, a function's template): the server's secrets removed. Such a process often
+    prints its environment, and its log is the user's to read."""
+    return {k: v for k, v in environ.items() if k not in SERVER_SECRET_VARIABLES}
 
 
 def _home_from_env() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from kennel.api._context import ServerContext
 from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
 from kennel.api._functions_plane import FunctionsPlane
+from kennel.api._server_file import remember_processes
 from kennel.api.routers import (
     aws_query,
     datasets,
@@ -31,6 +33,8 @@ from kennel.api.routers import (
     tuning,
     uploads,
 )
+
+log = logging.getLogger(__name__)
 
 ROUTERS = (
     status,
@@ -71,10 +75,12 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
         ctx.access_log.start()
         await ctx.function_runtime.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
+        recorder = asyncio.create_task(_remember_processes(ctx))
         try:
             yield
         finally:
             keeper.cancel()
+            recorder.cancel()
             await ctx.function_runtime.stop()
             await asyncio.to_thread(ctx.autoscaler.stop)
             await asyncio.to_thread(ctx.endpoints.shutdown)
@@ -98,6 +104,20 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
     for module in ROUTERS:
         app.include_router(module.router)
     return app
+
+
+async def _remember_processes(ctx: ServerContext) -> None:
+    """Record Ray's head processes in ``server.json`` once they run (and again a little
+    later, for agents the raylet starts after it registers): should this server be
+    killed outright, the next one stops them (see ``kennel.cluster._leftovers``)."""
+    try:
+        if not await asyncio.to_thread(ctx.ray.wait, 600):
+            return
+        for delay in (0.0, 5.0):
+            await asyncio.sleep(delay)
+            await asyncio.to_thread(remember_processes, ctx.settings.server_file)
+    except Exception:
+        log.exception("recording the server's processes in server.json failed")
 
 
 async def _keep_signal_handlers(ctx: ServerContext) -> None:

@@ -10,13 +10,13 @@ routes and fails on any without one of these.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from kennel import _json
 from kennel.api._context import ServerContext
 from kennel.iam._actions import ACTIONS, action
 from kennel.iam._authorizer import Outcome, RequestFacts
@@ -99,7 +99,7 @@ def _path(param: str) -> NameOf:
 def _body(field: str) -> NameOf:
     async def name_of(request: Request) -> str:
         try:
-            document = json.loads(await request.body() or b"{}")
+            document = _json.loads(await request.body() or b"{}")
         except ValueError:
             return ""
         value = document.get(field) if isinstance(document, dict) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
@@ -83,12 +84,13 @@ def build_context(settings: Settings) -> ServerContext:
         write_aws_config(settings)
     artifacts = ArtifactStore(settings.resolved_artifact_url)
     datasets = DatasetService(db, artifacts, settings)
+    restarted_at = datetime.now(UTC)  # what a previous server left running ends now
     datasets.recover()
     ray = RayCluster(settings.ray_address)
     training = TrainingService(db, artifacts, settings, ray)
-    training.recover()
+    training.recover(restarted_at)
     tuning = TuningService(db, settings, training)
-    tuning.recover()
+    tuning.recover(restarted_at)
     models = ModelService(
         db, artifacts, settings, account_id=account.account_id, region=account.region
     )
@@ -101,13 +103,15 @@ def build_context(settings: Settings) -> ServerContext:
         account_id=account.account_id,
         region=account.region,
     )
-    endpoints.recover()
+    endpoints.recover(restarted_at)
     scaling = ScalingService(
         db, endpoints, settings, account_id=account.account_id, region=account.region
     )
     functions = FunctionService(
         db, artifacts, iam, settings, account_id=account.account_id, region=account.region
     )
+    scaling.recover(restarted_at)
+    functions.recover()
     return ServerContext(
         settings=settings,
         db=db,

@@ -21,11 +21,13 @@ import base64
 import binascii
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from kennel import _json
 from kennel._errors import KennelError
 from kennel.api._auth import Receive, Scope, Send
 from kennel.api._authz import authorize_hot, request_facts
@@ -329,7 +331,7 @@ def _event_json(body: bytes) -> bytes:
     if not body.strip():
         return b"{}"
     try:
-        json.loads(body)
+        _json.loads(body)
     except ValueError as exc:
         raise LambdaError(
             400,
@@ -349,7 +351,7 @@ def _client_context(raw: bytes | None) -> str | None:
             f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64.",
         )
     try:
-        json.loads(base64.b64decode(raw, validate=True))
+        _json.loads(base64.b64decode(raw, validate=True))
     except (binascii.Error, ValueError) as exc:
         raise LambdaError(
             400,
@@ -427,37 +429,71 @@ def _is_binary(content_type: str) -> bool:
     return bool(kind) and not kind.startswith(_TEXT_TYPES) and not kind.endswith(("+json", "+xml"))
 
 
+_BAD_GATEWAY = (502, [(b"content-type", _JSON)], b'{"Message":"Internal Server Error"}')
+_HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+class _MalformedResponse(Exception):
+    """The function's answer cannot be an HTTP response (Lambda answers 502)."""
+
+
 def _map_response(outcome: Outcome) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The function's result as an HTTP response: payload format 2.0's mapping, or 502 for
+    a result no HTTP response can carry (a status outside 200-599, a header with a line
+    break or a character beyond latin-1, a body that is not the base64 it claims)."""
     if outcome.result.kind != "ok":
-        return 502, [(b"content-type", _JSON)], b'{"Message":"Internal Server Error"}'
+        return _BAD_GATEWAY
     try:
-        value = json.loads(outcome.result.payload)
+        value = _json.loads(outcome.result.payload)
     except ValueError:
-        return 502, [(b"content-type", _JSON)], b'{"Message":"Internal Server Error"}'
+        return _BAD_GATEWAY
     if not isinstance(value, dict) or "statusCode" not in value:
         return 200, [(b"content-type", _JSON)], outcome.result.payload
     try:
+        return _mapped(value)
+    except _MalformedResponse:
+        return _BAD_GATEWAY
+
+
+def _mapped(value: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    try:
         status = int(value["statusCode"])
-    except (TypeError, ValueError):
-        return 502, [(b"content-type", _JSON)], b'{"Message":"Internal Server Error"}'
-    headers = [
-        (str(k).lower().encode("latin-1"), str(v).encode("latin-1"))
-        for k, v in (value.get("headers") or {}).items()
-    ]
-    for cookie in value.get("cookies") or []:
-        headers.append((b"set-cookie", str(cookie).encode("latin-1")))
+    except (TypeError, ValueError, OverflowError):
+        raise _MalformedResponse from None
+    if not 200 <= status <= 599:
+        raise _MalformedResponse
+    headers_in = value.get("headers") or {}
+    cookies = value.get("cookies") or []
+    if not isinstance(headers_in, dict) or not isinstance(cookies, list):
+        raise _MalformedResponse
+    headers = [_header(str(k).lower(), str(v)) for k, v in headers_in.items()]
+    headers += [_header("set-cookie", str(cookie)) for cookie in cookies]
     if not any(k == b"content-type" for k, _ in headers):
         headers.append((b"content-type", _JSON))
     body = value.get("body")
     if body is None:
         payload = b""
     elif value.get("isBase64Encoded"):
-        payload = base64.b64decode(str(body))
+        try:
+            payload = base64.b64decode(str(body))
+        except (binascii.Error, ValueError):
+            raise _MalformedResponse from None
     elif isinstance(body, str):
-        payload = body.encode()
+        payload = body.encode("utf-8", "surrogatepass")
     else:
         payload = json.dumps(body).encode()
     return status, headers, payload
+
+
+def _header(name: str, value: str) -> tuple[bytes, bytes]:
+    try:
+        raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise _MalformedResponse from None
+    if not _HEADER_NAME.fullmatch(raw_name) or not _HEADER_VALUE.fullmatch(raw_value):
+        raise _MalformedResponse
+    return raw_name, raw_value
 
 
 def _cors_headers(

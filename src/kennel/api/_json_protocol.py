@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from kennel import _json
 from kennel._errors import KennelError
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -54,7 +55,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        document = json.loads(body)
+        document = _json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SerializationError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 __all__ = [
+    "MAX_KEY_PARTS",
     "NAMESPACES",
     "QueryMap",
     "QueryProtocolError",
@@ -31,6 +32,9 @@ NAMESPACES: dict[str, str] = {
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
 }
 
+MAX_KEY_PARTS = 32
+"""The most dotted parts one parameter name may have; AWS's deepest shapes use about ten,
+and each part is a level of nesting to build and walk."""
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 # Characters XML 1.0 cannot carry at all, not even as character references.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -93,7 +97,11 @@ def parse_query_string(qs: str) -> tuple[str, dict[str, Any]]:
 
 
 def _insert(tree: dict[str, Any], key: str, value: str) -> None:
-    parts = key.split(".")
+    parts = key.split(".", MAX_KEY_PARTS)
+    if len(parts) > MAX_KEY_PARTS:
+        raise QueryProtocolError(
+            f"parameter name {key[:100]!r}... has more than {MAX_KEY_PARTS} dotted parts"
+        )
     if "" in parts:
         raise QueryProtocolError(f"malformed parameter name {key!r}")
     node = tree
@@ -181,8 +189,8 @@ def xml_error(
     return (
         f"<ErrorResponse{xmlns}><Error>"
         f"<Type>{'Sender' if sender else 'Receiver'}</Type>"
-        f"<Code>{_text(code)}</Code><Message>{_text(message)}</Message>"
-        f"</Error><RequestId>{_text(request_id)}</RequestId></ErrorResponse>"
+        f"<Code>{_lossy_text(code)}</Code><Message>{_lossy_text(message)}</Message>"
+        f"</Error><RequestId>{_lossy_text(request_id)}</RequestId></ErrorResponse>"
     ).encode()
 
 
@@ -205,6 +213,12 @@ def _text(value: str) -> str:
         raise ValueError(f"character {bad.group()!r} cannot be represented in XML")
     # A bare CR would be normalized to LF by the client's XML parser; keep it as a reference.
     return escape(value, {"\r": "&#13;"})
+
+
+def _lossy_text(value: str) -> str:
+    """:func:`_text` for an error, which must always be written: an error message may quote
+    the request, and a character XML cannot carry is shown as U+FFFD instead."""
+    return _text(_XML_INVALID.sub("\ufffd", value))
 
 
 def _write(out: list[str], value: Any) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
-from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -14,15 +11,26 @@ from uvicorn.config import LOGGING_CONFIG
 
 from kennel._logging import configure_logging
 from kennel._settings import Settings
+from kennel.api import _server_file as server_file
 from kennel.api._app import create_app
 from kennel.api._context import build_context
+from kennel.api._tls import check_transport, warn_about_names, with_client_trust
 
 log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
-    """Build the server and run it; uvicorn turns SIGTERM into a clean shutdown."""
+    """Build the server and run it; uvicorn turns SIGTERM into a clean shutdown.
+
+    Raises:
+        ValidationError: Plain HTTP on a non-loopback host, or a TLS file that will not load
+            (see :mod:`kennel.api._tls`); nothing has started then.
+    """
+    check_transport(settings)
     configure_logging(settings.log_format)
+    settings = with_client_trust(settings)
+    warn_about_names(settings)
+    run = server_file.begin_run(settings)
     ctx = build_context(settings)
     if ctx.account.created:
         log.info(
@@ -43,6 +51,8 @@ def serve(settings: Settings) -> None:
         # them plain-text handlers); text: its default config, as before.
         log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         proxy_headers=False,  # no proxy in front: the client's own address is the truth
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
@@ -51,29 +61,13 @@ def serve(settings: Settings) -> None:
     # cleanup below runs and a SIGTERM'd server exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _log_stop_signal)
-    _write_server_file(settings)
+    server_file.write(settings, run)
     try:
         server.run()
     finally:
-        _remove_server_file(settings.server_file)
+        server_file.remove(settings.server_file)
     log.info("kennel server stopped")
 
 
 def _log_stop_signal(signum: int, _frame: FrameType | None) -> None:
     log.info("shut down on %s", signal.Signals(signum).name)
-
-
-def _write_server_file(settings: Settings) -> None:
-    info = {"pid": os.getpid(), "url": settings.resolved_endpoint_url, "port": settings.port}
-    tmp = settings.server_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(settings.server_file)
-
-
-def _remove_server_file(path: Path) -> None:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if info.get("pid") == os.getpid():
-        path.unlink(missing_ok=True)

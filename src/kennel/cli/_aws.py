@@ -56,6 +56,14 @@ def aws_client(service: str, *, cfg: Settings | None = None, raw_blobs: bool = F
         )
     endpoint = cfg.endpoint_url or _profile_endpoint(core) or cfg.resolved_endpoint_url
     region = core.get_config_variable("region") or cfg.region
+    # botocore itself honours AWS_CA_BUNDLE and the profile's ca_bundle; KENNEL_CA_BUNDLE
+    # is kennel's, so it is passed on.
+    ca_bundle = str(cfg.ca_bundle) if cfg.ca_bundle is not None else None
     return make_client(
-        service, endpoint_url=endpoint, region=region, core=core, raw_blobs=raw_blobs
+        service,
+        endpoint_url=endpoint,
+        region=region,
+        core=core,
+        raw_blobs=raw_blobs,
+        ca_bundle=ca_bundle,
     )

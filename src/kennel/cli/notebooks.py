@@ -79,7 +79,13 @@ def notebook(
         recorded = Path(existing["workspace"]) if existing and existing["workspace"] else None
         folder = prepare_workspace(workspace or recorded or default_workspace(cfg, name))
         _copy_examples(cfg, folder)
-        connection = Connection(api.endpoint_url, api.region, cfg.profile, *aws_files(os.environ))
+        connection = Connection(
+            api.endpoint_url,
+            api.region,
+            cfg.profile,
+            *aws_files(os.environ),
+            ca_bundle=api.ca_bundle,
+        )
         env = notebook_environment(os.environ, connection, name)
         env_file = write_env_file(folder, kennel_variables(connection, name))
         err_console.print(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -28,10 +29,32 @@ STOP_TIMEOUT = 30.0
 @app.callback(invoke_without_command=True)
 def server(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to bind (default 127.0.0.1). Any other than a loopback address "
+            "needs --tls-cert-file, or --allow-plaintext."
+        ),
+    ] = None,
     port: Annotated[
         int | None, typer.Option(help=f"Port to listen on (default {DEFAULT_PORT}).")
     ] = None,
+    tls_cert_file: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (with its chain): serve HTTPS with it."),
+    ] = None,
+    tls_key_file: Annotated[
+        Path | None,
+        typer.Option(help="The certificate's PEM private key (if not in --tls-cert-file)."),
+    ] = None,
+    allow_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plaintext",
+            help="Serve plain HTTP on a non-loopback --host: only with a TLS-terminating "
+            "proxy in front that alone reaches the port.",
+        ),
+    ] = False,
     background: Annotated[
         bool, typer.Option("--background", help="Start detached; return once it serves.")
     ] = False,
@@ -39,7 +62,13 @@ def server(
     """Run the server in the foreground (Ctrl-C or SIGTERM stops it cleanly)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = load_settings(host=host, port=port)
+    settings = load_settings(
+        host=host,
+        port=port,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
+        allow_plaintext=True if allow_plaintext else None,
+    )
     if background:
         _start_background(settings)
         return
@@ -63,8 +92,12 @@ def stop() -> None:
             return
     os.kill(pid, signal.SIGKILL)
     _wait_exit(pid, 5)
+    left = _stop_leftovers(settings)
     settings.server_file.unlink(missing_ok=True)
-    console.print(f"kennel server (pid {pid}) did not stop in {STOP_TIMEOUT:.0f} s; killed it.")
+    console.print(
+        f"kennel server (pid {pid}) did not stop in {STOP_TIMEOUT:.0f} s; killed it"
+        + (f" and {len(left)} process(es) it left running." if left else ".")
+    )
 
 
 def status(as_json: JsonOption = False) -> None:
@@ -119,14 +152,30 @@ def _print_status(info: dict[str, Any]) -> None:
 
 
 def _running_pid(settings: Settings) -> int | None:
+    from kennel.cluster._leftovers import ServerRun
+
     try:
-        pid = int(json.loads(settings.server_file.read_text())["pid"])
-    except (OSError, ValueError, KeyError):
+        record = json.loads(settings.server_file.read_text())
+        pid = int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(pid):
-        settings.server_file.unlink(missing_ok=True)
-        return None
-    return pid
+    run = ServerRun.from_record(record)
+    # A record whose server is gone stays for the next server, which stops what that one
+    # left running (it was killed); its start time tells a reused pid from the server.
+    alive = run.alive() if run is not None else _alive(pid)
+    return pid if alive else None
+
+
+def _stop_leftovers(settings: Settings) -> list[int]:
+    """Stop the processes a server killed outright left behind (see cluster/_leftovers)."""
+    from kennel.cluster._leftovers import ServerRun, stop_leftovers
+
+    try:
+        record = json.loads(settings.server_file.read_text())
+    except (OSError, ValueError):
+        return []
+    run = ServerRun.from_record(record) if isinstance(record, dict) else None
+    return stop_leftovers(run) if run is not None else []
 
 
 def _alive(pid: int) -> bool:
@@ -158,6 +207,10 @@ def _start_background(settings: Settings) -> None:
     if running is not None:
         console.print(f"kennel server already running (pid {running}) for {settings.home}.")
         return
+    from kennel.api._tls import check_transport, with_client_trust
+
+    check_transport(settings)  # refused here, in words, rather than by a child that exits
+    settings = with_client_trust(settings)  # to reach the child over its self-signed TLS
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "server.log"
     cmd = [
@@ -169,6 +222,7 @@ def _start_background(settings: Settings) -> None:
         settings.host,
         "--port",
         str(settings.port),
+        *_transport_options(settings),
     ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -186,6 +240,19 @@ def _start_background(settings: Settings) -> None:
         f"(pid {proc.pid}; Ray {ray['state']}, {ray['mode']}); log: {log_path}"
     )
     console.print("Stop it with: kennel server stop")
+
+
+def _transport_options(settings: Settings) -> list[str]:
+    """This command line's transport options, for the child's (it reads the environment
+    and the config file itself)."""
+    options: list[str] = []
+    if settings.tls_cert_file is not None:
+        options += ["--tls-cert-file", str(settings.tls_cert_file)]
+    if settings.tls_key_file is not None:
+        options += ["--tls-key-file", str(settings.tls_key_file)]
+    if settings.allow_plaintext:
+        options.append("--allow-plaintext")
+    return options
 
 
 def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], update: Any) -> dict[str, Any]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
@@ -28,3 +34,29 @@ def terminate_group(proc: subprocess.Popen[bytes] | None, grace_seconds: float) 
         signal_group(proc.pid, signal.SIGKILL)
         proc.wait(10)
     return proc.returncode
+
+
+def killed_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the process starting it
+    dies (Linux; None elsewhere).
+
+    Ray ends an actor's worker, not the processes it started, and a child in its own
+    session is out of reach of its group: without this it would outlive its instance
+    (a server killed outright would leave it running). libc is loaded here, before the
+    fork, so the child only makes the one system call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = _libc().prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+    return preexec
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)

@@ -9,6 +9,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+LOCAL_START_ATTEMPTS = 3
+"""A local head can fail to start on a loaded machine (a raylet whose agents are slow to
+report their ports aborts; seen with Ray 2.60 on 2 busy cores): it is tried again."""
+
 
 class RayCluster:
     """The server's connection to Ray.
@@ -38,25 +42,52 @@ class RayCluster:
 
     def _start(self) -> None:
         began = time.monotonic()
-        try:
-            import ray
-
-            kwargs: dict[str, Any] = {
-                "namespace": self.namespace,
-                "log_to_driver": False,
-                "configure_logging": False,
-            }
-            if self.address:
-                ray.init(address=self.address, **kwargs)
-            else:
-                # "local" forces a new head even if another Ray runs on this machine.
-                ray.init(address="local", include_dashboard=False, **kwargs)
+        attempts = 1 if self.address else LOCAL_START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                self._init()
+            except Exception as exc:  # noqa: BLE001 - any failure to start is reported as state
+                self.error = f"{type(exc).__name__}: {exc}"
+                if attempt < attempts:
+                    log.warning(
+                        "Ray did not start (attempt %d of %d): %s; trying again",
+                        attempt,
+                        attempts,
+                        self.error,
+                    )
+                    self._clear_failed_start()
+                    continue
+                self.state = "error"
+                log.error("Ray did not start: %s", self.error)
+                return
+            self.error = None
             self.state = "running"
             self._start_seconds = time.monotonic() - began
-        except Exception as exc:  # noqa: BLE001 - any failure to start is reported as state
-            self.state = "error"
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("Ray did not start: %s", self.error)
+            return
+
+    def _init(self) -> None:
+        import ray
+
+        kwargs: dict[str, Any] = {
+            "namespace": self.namespace,
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
+        if self.address:
+            ray.init(address=self.address, **kwargs)
+        else:
+            # "local" forces a new head even if another Ray runs on this machine.
+            ray.init(address="local", include_dashboard=False, **kwargs)
+
+    @staticmethod
+    def _clear_failed_start() -> None:
+        """Undo what a failed local start left (its head processes), before the next try."""
+        import ray
+
+        try:
+            ray.shutdown()
+        except Exception as exc:  # noqa: BLE001 - the next attempt reports what matters
+            log.warning("cleaning up after Ray's failed start: %s", exc)
 
     def wait(self, timeout: float) -> bool:
         """Block until Ray is up or failed; True when it is running."""

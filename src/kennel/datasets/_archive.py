@@ -143,7 +143,7 @@ def _first_block(path: Path, mode: _TarMode) -> bytes:
     try:
         with _DECOMPRESSORS[mode](path) as f:
             return f.read(512)
-    except (OSError, EOFError, lzma.LZMAError):
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):  # zlib's: a corrupt .gz
         return b""
 
 

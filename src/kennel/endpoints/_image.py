@@ -37,9 +37,11 @@ import binascii
 import io
 import json
 import logging
+import math
 import os
 import re
 import threading
+import tokenize
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from kennel import _json
 from kennel.endpoints._errors import BadRequestError, ModelLoadError
 from kennel.endpoints._fetch import FetchPolicy, fetch_url, open_image_checked
 from kennel.endpoints._handlers import HandlerFunctions, RequestContext
@@ -73,6 +76,11 @@ MAX_PIXELS = 40_000_000
 """Images whose header claims more pixels are refused before decoding (400)."""
 DRAFT_FACTOR = 2
 """JPEG draft mode keeps at least this many times the model's size on each side."""
+MAX_BATCH_BYTES = 256 * 2**20
+"""The most one request's preprocessed batch (float32 N x 3 x S x S) may take: a body of
+a few MB can hold tens of thousands of tiny images, each of which grows to S x S."""
+BOXED_RESIZE_FACTOR = 16
+"""Past this many times the crop's area, only the part that becomes the crop is resized."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -138,19 +146,39 @@ class Preprocessor:
         """One RGB image as a float32 ``3 x S x S`` array, normalised."""
         width, height = image.size
         new_width, new_height = self.resized_size(width, height)
-        if (new_width, new_height) != (width, height):
-            image = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
         size = self.size
         # torchvision's CenterCrop: round() of the half margin (round half to even).
         left = int(round((new_width - size) / 2.0))
         top = int(round((new_height - size) / 2.0))
-        if (left, top, new_width, new_height) != (0, 0, size, size):
-            image = image.crop((left, top, left + size, top + size))
+        if new_width * new_height > BOXED_RESIZE_FACTOR * size * size:
+            # A long thin image (1 x 40 million pixels is a small PNG) would be resized to
+            # gigabytes only to keep a square of it. Resizing just that square's source box
+            # moves pixels by at most one grey level from resize-then-crop.
+            x_scale, y_scale = width / new_width, height / new_height
+            right = min(width, (left + size) * x_scale)
+            bottom = min(height, (top + size) * y_scale)
+            box = (left * x_scale, top * y_scale, right, bottom)
+            image = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+        else:
+            if (new_width, new_height) != (width, height):
+                image = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
+            if (left, top, new_width, new_height) != (0, 0, size, size):
+                image = image.crop((left, top, left + size, top + size))
         pixels = np.asarray(image, dtype=np.uint8)
         chw: Batch = pixels.transpose(2, 0, 1).astype(np.float32)
         chw *= self._scale
         chw += self._offset
         return chw
+
+    def check_batch(self, count: int) -> None:
+        """Refuse ``count`` images whose preprocessed batch would pass MAX_BATCH_BYTES (400)."""
+        each = 3 * self.size * self.size * 4
+        if count * each > MAX_BATCH_BYTES:
+            raise BadRequestError(
+                f"{count} images in one request is more than this model takes at once "
+                f"(at most {MAX_BATCH_BYTES // each} of {self.size}x{self.size}); send them "
+                "in several requests"
+            )
 
     def batch(self, images: Sequence[Image.Image]) -> Batch:
         if len(images) == 1:
@@ -348,6 +376,7 @@ class ImageClassifierHandler:
         if array.dtype == np.uint8 and array.ndim in (3, 4) and array.shape[-1] == 3:
             images = array[None] if array.ndim == 3 else array
             if len(images) and min(images.shape[1:3]) > 0:
+                self.preprocess.check_batch(len(images))
                 pictures = [Image.fromarray(np.ascontiguousarray(one)) for one in images]
                 return self.preprocess.batch(pictures)
         elif np.issubdtype(array.dtype, np.floating) and array.ndim in (3, 4):
@@ -362,8 +391,8 @@ class ImageClassifierHandler:
 
     def _from_json(self, body: bytes | bytearray | str) -> Batch:
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            payload = _json.loads(body)
+        except ValueError as error:
             raise BadRequestError(f"the body is not valid JSON: {error}") from error
         if not isinstance(payload, dict):
             raise BadRequestError(_JSON_SHAPES)
@@ -377,6 +406,7 @@ class ImageClassifierHandler:
         encoded = payload.get("images", [payload["image"]] if "image" in payload else None)
         if not (isinstance(encoded, list) and encoded and all(isinstance(e, str) for e in encoded)):
             raise BadRequestError(_JSON_SHAPES)
+        self.preprocess.check_batch(len(encoded))
         return self.preprocess.batch([self._decode(_b64(text)) for text in encoded])
 
     # predict_fn / output_fn ---------------------------------------------------------------
@@ -443,7 +473,8 @@ def parse_top_k(attributes: str | None) -> int | None:
         key, sep, value = pair.partition("=")
         if sep and key.strip().lower() == "top_k":
             text = value.strip()
-            if not text.isdigit() or int(text) < 1:
+            # isascii: int() takes other scripts' digits, and refuses over 4300 of them.
+            if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
                 raise BadRequestError(
                     f"top_k in X-Amzn-SageMaker-Custom-Attributes must be a whole number "
                     f"of at least 1, got {text!r}"
@@ -467,10 +498,37 @@ def _raw(body: bytes | bytearray | str) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
+# What numpy raises for a malformed .npy header (it parses the header as a Python literal).
+_NPY_HEADER_ERRORS = (ValueError, EOFError, OSError, SyntaxError, tokenize.TokenError)
+
+
 def _load_npy(raw: bytes) -> Array:
+    """The array of a .npy body, whose header must declare exactly the data that follows:
+    numpy allocates what the header declares before reading, so a 100-byte body claiming
+    a shape of (6000000000,) would otherwise ask for 24 GB."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"kennel reads .npy format 1.0 and 2.0, not {version[0]}.{version[1]}")
+    except _NPY_HEADER_ERRORS as error:
+        raise BadRequestError(f"the body is not a .npy array: {error}") from error
+    if dtype.hasobject:
+        raise BadRequestError("the .npy array holds Python objects (pickled); send numbers")
+    declared = math.prod(shape) * dtype.itemsize
+    sent = len(raw) - stream.tell()
+    if declared != sent:
+        raise BadRequestError(
+            f"the .npy header declares a {dtype} array of shape {shape} ({declared} bytes), "
+            f"but {sent} bytes follow it"
+        )
     try:
         array: Array = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    except _NPY_HEADER_ERRORS as error:
         raise BadRequestError(f"the body is not a .npy array: {error}") from error
     if not isinstance(array, np.ndarray):
         raise BadRequestError("the body is not a single .npy array")

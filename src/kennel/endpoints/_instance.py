@@ -19,10 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kennel._settings import without_server_secrets
 from kennel.cluster._process import terminate_group
 
 WORK_ROOT_ENV = "KENNEL_ENDPOINT_WORK_ROOT"
 MAX_LOG_TAIL = 8 * 2**10
+NODE_ADDRESS = "node"
+"""A ``bind_host`` that means this node's Ray IP: the address the gateway reaches it on
+(the model server is not offered on the node's other interfaces)."""
 
 
 class EndpointInstance:
@@ -57,8 +61,14 @@ class EndpointInstance:
         archive.unlink()
         if onnx_uri:
             _copy(onnx_uri, self.model_dir / "model.onnx")
+        if bind_host == NODE_ADDRESS:
+            bind_host = _node_ip()
         port = _free_port(bind_host)
-        env = {**os.environ, **environment, "SAGEMAKER_BIND_TO_PORT": str(port)}
+        env = {
+            **without_server_secrets(os.environ),
+            **environment,
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+        }
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = [
             sys.executable,
@@ -85,6 +95,12 @@ class EndpointInstance:
             )
         address = "127.0.0.1" if bind_host == "127.0.0.1" else _node_ip()
         return address, port, self.process.pid
+
+    def node(self) -> dict[str, str]:
+        """The Ray node this instance runs on: its id and IP address."""
+        import ray
+
+        return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": _node_ip()}
 
     def poll(self) -> int | None:
         """None while the model server runs, else its exit code."""

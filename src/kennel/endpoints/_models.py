@@ -251,6 +251,14 @@ def _readable(uri: str) -> bool:
         return bool(fs.isfile(path))
     except (OSError, ValueError):
         return False
+    except (ImportError, TypeError) as error:
+        # fsspec knows the protocol but cannot use it here: its package is not installed
+        # (gcs://, abfs://) or it needs options a URL cannot give (reference://, dbfs://).
+        raise ValidationError(
+            f"Model artifact {uri} cannot be read: {error}",
+            hint="Give a local path or a URL of the server's artifact store (s3:// needs "
+            "kennel[s3]).",
+        ) from None
 
 
 def _copy_stream(src: Any, dst: Any) -> None:

@@ -284,6 +284,27 @@ class ScalingService:
             row.status_message = message
             row.end_time = self._clock()
 
+    def recover(self, restarted_at: datetime | None = None) -> list[str]:
+        """Activities a previous server left InProgress ended with it: they end Failed,
+        saying so (the endpoint comes back at the count it last recorded, and the policies
+        act again from there). Returns their ActivityIds."""
+        now = restarted_at or self._clock()
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(ScalingActivity).where(
+                    ScalingActivity.status_code.in_(("Pending", "InProgress"))
+                )
+            ).all()
+            for row in rows:
+                row.status_code = "Failed"
+                row.status_message = (
+                    "The kennel server stopped while this activity ran (restarted at "
+                    f"{now.isoformat(timespec='seconds')}); the variant came back at its last "
+                    "recorded instance count."
+                )
+                row.end_time = now
+            return [row.activity_id for row in rows]
+
     def activities(self, resource: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` activities of a variant (a resource ID) or of every variant
         of an endpoint (its name), in DescribeScalingActivities' shape, newest first."""

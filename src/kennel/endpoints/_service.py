@@ -102,6 +102,8 @@ class LiveInstance:
     backend: Backend
     pid: int
     suspect_since: float | None = None
+    node: dict[str, str] = field(default_factory=dict)
+    """The Ray node it runs on (``node_id``, ``node_ip``)."""
 
 
 @dataclass(eq=False)
@@ -305,6 +307,7 @@ class EndpointService:
         out = []
         for variant in deployment.variants:
             backends = variant.route.backends
+            nodes = {i.instance_id: i.node for i in variant.instances}
             out.append(
                 {
                     "variant_name": variant.name,
@@ -320,6 +323,7 @@ class EndpointService:
                             "pid": b.pid,
                             "healthy": b.healthy,
                             "outstanding": b.outstanding,
+                            **nodes.get(b.instance_id, {}),
                         }
                         for b in backends
                     ],
@@ -412,7 +416,13 @@ class EndpointService:
 
     # Workers -------------------------------------------------------------------
 
-    def _create_worker(self, live: LiveEndpoint, recovering: bool) -> None:
+    def _create_worker(
+        self, live: LiveEndpoint, recovering: bool, interrupted: tuple[str, str] | None = None
+    ) -> None:
+        """Start the endpoint's fleet on its config; ``recovering``: after a restart, at
+        the size it had. ``interrupted`` is (the config an update was moving to, why it
+        stopped) when the restart cut an update short: the endpoint comes back on its
+        previous config, and says so as a rolled-back update would."""
         row = self.describe(live.name)
         counts: dict[str, Any] = {}
         if recovering:
@@ -424,7 +434,10 @@ class EndpointService:
         except DeploymentError as error:
             live.status = FAILED
             self._publish(live)
-            self._save(live.name, status=FAILED, failure_reason=str(error))
+            reason = str(error)
+            if recovering and row["status"] != CREATING:
+                reason = f"The endpoint could not be started again after a server restart: {reason}"
+            self._save(live.name, status=FAILED, failure_reason=reason)
             return
         if self._stop.is_set():
             self._retire(deployment, drain=False)
@@ -432,16 +445,22 @@ class EndpointService:
         live.current = deployment
         live.status = IN_SERVICE
         self._publish(live)
+        healthy = _event(f"{_fleet_size(deployment)} instance(s) healthy; InService")
+        if interrupted is not None:
+            target, why = interrupted
+            failure: str | None = f"Update to {target} rolled back: {why}"
+            story = _story(
+                "RolledBack", target, [_event(why), healthy], kept_config=row["config_name"]
+            )
+        else:
+            failure = None
+            story = _story("Recovered" if recovering else "Created", row["config_name"], [healthy])
         self._save(
             live.name,
             status=IN_SERVICE,
-            failure_reason=None,
+            failure_reason=failure,
             desired_counts={v.name: v.desired for v in deployment.variants},
-            last_deployment=_story(
-                "Recovered" if recovering else "Created",
-                row["config_name"],
-                [_event(f"{_fleet_size(deployment)} instance(s) healthy; InService")],
-            ),
+            last_deployment=story,
         )
 
     def _update_worker(self, live: LiveEndpoint, spec: UpdateEndpointSpec) -> None:
@@ -621,7 +640,7 @@ class EndpointService:
     def _start_instance(self, endpoint: str, variant: LiveVariant) -> LiveInstance:
         import ray
 
-        from kennel.endpoints._instance import EndpointInstance
+        from kennel.endpoints._instance import NODE_ADDRESS, EndpointInstance
 
         if not self.ray.wait(300):
             raise DeploymentError(f"Ray is not running: {self.ray.error}")
@@ -631,9 +650,15 @@ class EndpointService:
         # update's two fleets); on a cluster each holds its instance type's vCPUs.
         threads = min(itype.vcpus, os.cpu_count() or 1) if local else itype.vcpus
         instance_id = f"{variant.name}-{uuid.uuid4().hex[:8]}"
+        # On a cluster a variant's instances go to different nodes where they can, so one
+        # node lost takes one instance, not the endpoint.
         actor = (
             ray.remote(EndpointInstance)
-            .options(num_cpus=0 if local else itype.vcpus, max_concurrency=4)
+            .options(
+                num_cpus=0 if local else itype.vcpus,
+                max_concurrency=4,
+                scheduling_strategy="DEFAULT" if local else "SPREAD",
+            )
             .remote(endpoint, instance_id, self.settings.resolved_artifact_url)
         )
         model = variant.model
@@ -644,7 +669,7 @@ class EndpointService:
             "SAGEMAKER_ENDPOINT_NAME": endpoint,
             "SAGEMAKER_VARIANT_NAME": variant.name,
         }
-        bind_host = "127.0.0.1" if local else "0.0.0.0"
+        bind_host = "127.0.0.1" if local else NODE_ADDRESS
         timeout = self.settings.endpoint_health_timeout_seconds
         try:
             host, port, pid = ray.get(
@@ -654,6 +679,7 @@ class EndpointService:
                 timeout=timeout,
             )
             self._wait_healthy(actor, host, port, timeout)
+            node = ray.get(actor.node.remote(), timeout=30)
         except Exception as error:
             reason = self._instance_failure(actor, error)
             _kill(actor)
@@ -661,7 +687,8 @@ class EndpointService:
                 f"instance {instance_id} of variant {variant.name} (model {model['name']}) "
                 f"failed: {reason}"
             ) from error
-        return LiveInstance(instance_id, actor, Backend(instance_id, host, port, pid), pid)
+        backend = Backend(instance_id, host, port, pid)
+        return LiveInstance(instance_id, actor, backend, pid, node=node)
 
     def _wait_healthy(self, actor: Any, host: str, port: int, timeout: float) -> None:
         import ray
@@ -1146,25 +1173,41 @@ class EndpointService:
 
     # Start, stop, recover ------------------------------------------------------------
 
-    def recover(self) -> list[str]:
-        """After a restart: redeploy endpoints that were serving, finish deletions."""
+    def recover(self, restarted_at: datetime | None = None) -> list[str]:
+        """After a restart: redeploy endpoints that were serving, finish deletions.
+
+        The previous server's instances died with it (``kennel.cluster._leftovers``), so
+        every endpoint starts a new fleet: one being created is created again; one that
+        served (InService, or mid-update) comes back ``SystemUpdating`` on the config it
+        served, at the instance counts it had, and an update the restart cut short is
+        rolled back, with the reason. Deletions are finished. Returns the names redeployed.
+        """
+        when = (restarted_at or datetime.now(UTC)).isoformat(timespec="seconds")
         recovered: list[str] = []
         with self.db.session() as session:
             rows = session.scalars(select(Endpoint)).all()
-            names = [(r.name, r.status) for r in rows]
-        for name, status in names:
+            found = [(r.name, r.status, r.config_name, r.pending_config_name) for r in rows]
+        for name, status, config_name, pending in found:
             if status == DELETING:
                 with self.db.session() as session:
                     session.execute(delete(Endpoint).where(Endpoint.name == name))
                 continue
             if status == FAILED:
                 continue
+            interrupted = None
+            if pending and status in (UPDATING, ROLLING_BACK):
+                interrupted = (
+                    pending,
+                    f"the kennel server stopped during the update (restarted at {when}); "
+                    f"the endpoint came back on its previous config {config_name}. "
+                    "Update it again.",
+                )
             new_status = CREATING if status == CREATING else SYSTEM_UPDATING
             self._save(name, status=new_status, pending_config_name=None)
             live = LiveEndpoint(name, new_status)
             self._live[name] = live
             self._publish(live)
-            self._run(live, self._create_worker, live, True)
+            self._run(live, self._create_worker, live, True, interrupted)
             recovered.append(name)
         return recovered
 

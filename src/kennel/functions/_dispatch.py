@@ -184,6 +184,7 @@ class FunctionRuntime:
         self.account_id = account_id
         self.region = region
         self.gateway_url = settings.resolved_endpoint_url
+        self.gateway_ca_pem = _read_ca_bundle(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._hosts: list[tuple[str, int]] = []
         self._host_actors: list[Any] = []
@@ -270,13 +271,27 @@ class FunctionRuntime:
         if not self.ray.wait(600):
             raise SpawnFailed(f"Ray is not running: {self.ray.error}")
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from kennel.functions._host import FunctionHost
 
         local = self.ray.mode == "local"
+        # On a cluster the one host runs beside the gateway (the server's own node): its
+        # environments call the gateway back, and losing a worker node must not take every
+        # function with it. (One host per node, health-checked, is still to come.) Hard
+        # affinity: a soft one did not keep a 0-CPU actor there (Ray 2.60), and this node
+        # lives as long as the server does.
+        beside_gateway = NodeAffinitySchedulingStrategy(
+            node_id=ray.get_runtime_context().get_node_id(), soft=False
+        )
         actor = (
             ray.remote(FunctionHost)
-            .options(num_cpus=0, max_concurrency=2, name=None)
+            .options(
+                num_cpus=0,
+                max_concurrency=2,
+                name=None,
+                scheduling_strategy="DEFAULT" if local else beside_gateway,
+            )
             .remote("127.0.0.1" if local else "0.0.0.0")
         )
         address, port, _pid = ray.get(actor.start.remote(), timeout=120)
@@ -429,6 +444,8 @@ class FunctionRuntime:
             "initialization_type": initialization,
             "gateway_url": self.gateway_url,
             "runtime_api": self.gateway_url.split("://", 1)[-1],
+            # The PEM itself, not its path: the environment may run on another node.
+            "gateway_ca_pem": self.gateway_ca_pem,
         }
         try:
             client = await spawn(
@@ -1018,3 +1035,19 @@ def _error_json(payload: bytes) -> dict[str, Any]:
     except ValueError:
         return {"errorMessage": payload.decode("utf-8", errors="replace")[:1000]}
     return value if isinstance(value, dict) else {"errorMessage": str(value)}
+
+
+def _read_ca_bundle(settings: Settings) -> str | None:
+    """The CA certificates function environments verify an https gateway with, if any."""
+    if settings.ca_bundle is None:
+        return None
+    try:
+        return settings.ca_bundle.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning(
+            "cannot read the CA bundle %s (%s): functions' boto3 calls to the gateway will "
+            "use the usual trust store",
+            settings.ca_bundle,
+            exc,
+        )
+        return None

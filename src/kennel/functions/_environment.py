@@ -94,13 +94,19 @@ def work_root() -> Path:
 
 
 def build_environ(
-    spec: dict[str, Any], code_dir: str, base: Mapping[str, str] | None = None
+    spec: dict[str, Any],
+    code_dir: str,
+    base: Mapping[str, str] | None = None,
+    *,
+    ca_bundle: str | None = None,
 ) -> dict[str, str]:
     """The function's ``os.environ``: a clean base, the user's variables, Lambda's reserved ones.
 
     Reserved variables win over the user's (the control plane rejects them anyway). The
     AWS config and credential files point at a path that does not exist, so neither the
-    host's profile nor its keys can reach the function's boto3.
+    host's profile nor its keys can reach the function's boto3. ``ca_bundle`` (the file
+    :func:`ensure_ca_bundle` wrote) becomes AWS_CA_BUNDLE, so boto3 verifies an https
+    gateway whose certificate the usual trust store does not know.
     """
     if base is None:
         base = os.environ
@@ -136,6 +142,8 @@ def build_environ(
         reserved["AWS_ENDPOINT_URL"] = gateway
         reserved["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = gateway
         reserved["AWS_ENDPOINT_URL_LAMBDA"] = gateway
+    if ca_bundle:
+        reserved["AWS_CA_BUNDLE"] = ca_bundle
     credentials = spec.get("credentials") or {}
     for key, variable in (
         ("access_key_id", "AWS_ACCESS_KEY_ID"),
@@ -146,6 +154,21 @@ def build_environ(
             reserved[variable] = str(credentials[key])
     env.update(reserved)
     return env
+
+
+def ensure_ca_bundle(pem: str | None, root: Path) -> str | None:
+    """The gateway's CA certificates as a file, ``<root>/ca/<sha256>.pem``; written once per
+    node (the spec carries the PEM, not a path, as the gateway may be on another node)."""
+    if not pem:
+        return None
+    data = pem.encode("ascii")
+    path = root / "ca" / f"{hashlib.sha256(data).hexdigest()}.pem"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        scratch.write_bytes(data)
+        os.replace(scratch, path)  # another environment may write the same file at once
+    return str(path)
 
 
 # --- code ------------------------------------------------------------------------------------
@@ -581,8 +604,9 @@ class _Runtime:
     def _prepare(self) -> Path:
         root = work_root()
         code_dir = ensure_code(str(self.spec["code_uri"]), self.spec.get("code_sha256"), root)
+        ca_bundle = ensure_ca_bundle(self.spec.get("gateway_ca_pem"), root)
         os.environ.clear()
-        os.environ.update(build_environ(self.spec, str(code_dir)))
+        os.environ.update(build_environ(self.spec, str(code_dir), ca_bundle=ca_bundle))
         time.tzset()
         os.chdir(code_dir)
         sys.path.insert(0, str(code_dir))

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from kennel._settings import without_server_secrets
 from kennel.cluster._process import terminate_group
 from kennel.functions._environment import WORK_ROOT_ENV, work_root
 from kennel.functions._template import libc, set_death_signal
@@ -44,7 +45,12 @@ class FunctionHost:
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"the template is already running (pid {self.process.pid})")
         self.work.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, WORK_ROOT_ENV: str(self.work), "MALLOC_ARENA_MAX": "2"}
+        # Environments clear their variables, but /proc/<pid>/environ keeps the template's.
+        env = {
+            **without_server_secrets(os.environ),
+            WORK_ROOT_ENV: str(self.work),
+            "MALLOC_ARENA_MAX": "2",
+        }
         command = [sys.executable, "-m", "kennel.functions._template", "--host", self.bind_host]
         # Load libc here: preexec_fn runs between fork and exec in a process that may have
         # threads (Ray's), where a dlopen could wait forever on a lock another thread held.

@@ -9,11 +9,12 @@ and ``function_version`` come from the environment's variables, so they are stri
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 import time
 from typing import Any
+
+from kennel import _json
 
 
 class CognitoIdentity:
@@ -85,7 +86,7 @@ def parse_client_context(encoded: str | None) -> ClientContext | None:
     if not encoded:
         return None
     try:
-        value = json.loads(base64.b64decode(encoded, validate=True))
+        value = _json.loads(base64.b64decode(encoded, validate=True))
     except ValueError as exc:
         raise ClientContextError(f"Unable to parse Client Context JSON: {exc}") from exc
     if not isinstance(value, dict):

@@ -18,6 +18,8 @@ import socket
 import struct
 from typing import Any
 
+from kennel import _json
+
 HEADER = struct.Struct("!II")
 MAX_META_BYTES = 32 * 2**20  # a result's meta carries the invocation's log
 MAX_PAYLOAD_BYTES = 64 * 2**20  # Lambda's own limit is 6 MB sync; leave room, stay bounded
@@ -50,7 +52,7 @@ def _sizes(header: bytes) -> tuple[int, int]:
 
 def _decode_meta(raw: bytes) -> Meta:
     try:
-        meta = json.loads(raw)
+        meta = _json.loads(raw)
     except ValueError as exc:
         raise ProtocolError(f"frame meta is not JSON: {exc}") from exc
     if not isinstance(meta, dict):

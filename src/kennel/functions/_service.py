@@ -392,6 +392,21 @@ class FunctionService:
                 for r in rows
             ]
 
+    def recover(self) -> list[tuple[str, str]]:
+        """After a restart no provisioned environment is allocated (they ended with the
+        previous server): say so until the dispatcher has started them again. Returns the
+        (function, qualifier) configs reset."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(LambdaProvisioned).where(LambdaProvisioned.allocated > 0)
+            ).all()
+            for row in rows:
+                row.allocated = 0
+                row.status = "IN_PROGRESS"
+                row.status_reason = ""
+                row.last_modified = self.clock()
+            return [(row.function, row.qualifier) for row in rows]
+
     def set_provisioned_state(
         self, function: str, qualifier: str, allocated: int, status: str, reason: str = ""
     ) -> None:

@@ -85,12 +85,15 @@ def write_aws_profile(settings: Settings, key_id: str, secret: str) -> None:
 
 
 def write_aws_config(settings: Settings) -> None:
-    """Point profile ``kennel`` at this server (done at every start: the port may change)."""
-    _update_ini(
-        aws_config_file(),
-        f"profile {settings.profile}",
-        {"region": settings.region, "endpoint_url": settings.resolved_endpoint_url},
-    )
+    """Point profile ``kennel`` at this server (done at every start: the port may change).
+
+    With a ``ca_bundle`` (an https endpoint whose certificate the usual trust store does
+    not know) the profile names it too, so boto3 and the AWS CLI verify the server.
+    """
+    values = {"region": settings.region, "endpoint_url": settings.resolved_endpoint_url}
+    if settings.ca_bundle is not None:
+        values["ca_bundle"] = str(settings.ca_bundle)
+    _update_ini(aws_config_file(), f"profile {settings.profile}", values)
 
 
 def _update_ini(path: Path, section: str, values: dict[str, str]) -> None:

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Literal
 
 __all__ = [
     "CONDITION_OPERATORS",
@@ -155,12 +156,50 @@ def expand_variables(text: str, context: Mapping[str, ContextValue] | None) -> s
     return None if pieces is None else "".join(chunk for chunk, _ in pieces)
 
 
+# A wildcard pattern, tokenised: a literal character, or a wildcard (``*`` any run of
+# characters, ``?`` exactly one). A ``*`` a policy variable put in is a literal.
+_Token = tuple[Literal["literal", "*", "?"], str]
+
+
+def _tokens(pieces: Sequence[tuple[str, bool]]) -> list[_Token]:
+    return [
+        ("literal", char) if literal or char not in "*?" else ("*" if char == "*" else "?", "")
+        for chunk, literal in pieces
+        for char in chunk
+    ]
+
+
+def _part_regex(tokens: Sequence[_Token], any_char: str) -> str:
+    """A regex for wildcard tokens that never backtracks more than once over the value.
+
+    ``*`` compiled naively (as ``.*``) makes ``*a*a*a*a*a*a*a*b`` take minutes on forty
+    ``a``: the engine retries every way to share the value out among the stars. Here the
+    text between two stars is found by an atomic, lazy search: its leftmost place is
+    always as good as any later one (the star after it can take up the difference), so no
+    other place is ever tried, and a match costs at most (value length x pattern length).
+    ``any_char`` is what a wildcard may match (``.``, or ``[^:]`` inside an ARN segment).
+    """
+    segments: list[list[str]] = [[]]
+    for kind, char in tokens:
+        if kind == "*":
+            segments.append([])
+        else:
+            segments[-1].append(any_char if kind == "?" else re.escape(char))
+    texts = ["".join(segment) for segment in segments]
+    if len(texts) == 1:
+        return texts[0]
+    head, *middle, tail = texts
+    floating = "".join(f"(?>{any_char}*?{text})" for text in middle if text)
+    return f"{head}{floating}{any_char}*{tail}"
+
+
+def _flags(ignore_case: bool) -> re.RegexFlag:
+    return re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+
+
 @lru_cache(maxsize=4096)
 def _glob(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(
-        ".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern
-    )
-    return re.compile(body, re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+    return re.compile(_part_regex(_tokens([(pattern, False)]), "."), _flags(ignore_case))
 
 
 def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
@@ -178,19 +217,22 @@ _ARN_PREFIX_COLONS = 5
 def _piece_regex(
     pieces: tuple[tuple[str, bool], ...], ignore_case: bool, arn: bool
 ) -> re.Pattern[str]:
-    body: list[str] = []
-    colons = 0
-    for chunk, literal in pieces:
-        for char in chunk:
-            if char == ":":
-                colons += 1
-            if literal or char not in "*?":
-                body.append(re.escape(char))
-            elif arn and colons < _ARN_PREFIX_COLONS:
-                body.append("[^:]*" if char == "*" else "[^:]")
-            else:
-                body.append(".*" if char == "*" else ".")
-    return re.compile("".join(body), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+    tokens = _tokens(pieces)
+    if not arn:
+        return re.compile(_part_regex(tokens, "."), _flags(ignore_case))
+    # Up to its fifth colon an ARN pattern is matched segment by segment: a wildcard there
+    # cannot match a colon. Each segment, with the colon that ends it, is atomic: the
+    # value's colons fix where it ends, so there is never another way to match it.
+    segments: list[list[_Token]] = [[]]
+    for token in tokens:
+        if token == ("literal", ":") and len(segments) <= _ARN_PREFIX_COLONS:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    *prefix, rest = segments
+    body = "".join(f"(?>{_part_regex(segment, '[^:]')}:)" for segment in prefix)
+    rest_char = "." if len(segments) > _ARN_PREFIX_COLONS else "[^:]"
+    return re.compile(body + _part_regex(rest, rest_char), _flags(ignore_case))
 
 
 def compile_pattern(

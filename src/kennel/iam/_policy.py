@@ -38,12 +38,12 @@ Evaluation (:func:`evaluate`) is AWS's single-account logic:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kennel import _json
 from kennel._errors import KennelError
 from kennel.iam._conditions import (
     ContextValue,
@@ -500,7 +500,7 @@ def parse_policy(
     """
     if isinstance(document, str):
         try:
-            decoded = json.loads(document)
+            decoded = _json.loads(document)
         except ValueError:
             raise _fail(SYNTAX) from None
     else:

@@ -60,6 +60,11 @@ TOTP_STEP = 30
 
 _NAME = re.compile(r"^[\w+=,.@-]+$")
 _PATH = re.compile(r"^/([\x21-\x7e]*/)?$")
+_ROLE_DESCRIPTION = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
+"""AWS's pattern for a role's Description."""
+_XML_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+"""What the Query protocol's XML answers can carry (a policy's Description is otherwise free)."""
+MAX_DESCRIPTION = 1000
 SERVICE_PRINCIPALS = frozenset({"lambda.amazonaws.com", "sagemaker.amazonaws.com"})
 
 
@@ -89,6 +94,19 @@ def _check_path(path: str | None) -> str:
             "/ and contain only printable ASCII characters."
         )
     return path
+
+
+def _check_description(description: str, pattern: re.Pattern[str], rule: str) -> str:
+    """AWS's limits on a Description: a role's has AWS's pattern, a policy's may be any text
+    an answer can carry (a control character stored would make every answer naming it fail)."""
+    if len(description) > MAX_DESCRIPTION or not pattern.fullmatch(description):
+        shown = description if len(description) <= 100 else description[:100] + "..."
+        raise IamValidationError(
+            f"1 validation error detected: Value {shown!r} at 'description' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {MAX_DESCRIPTION} and "
+            f"{rule}"
+        )
+    return description
 
 
 def _doc_text(document: str | dict[str, Any]) -> str:
@@ -551,6 +569,11 @@ class IamService:
     ) -> dict[str, Any]:
         _check_name("roleName", name, 64)
         path = _check_path(path)
+        description = _check_description(
+            description,
+            _ROLE_DESCRIPTION,
+            r"satisfy regular expression pattern: [\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*",
+        )
         document = _doc_text(trust_policy)
         parse_policy(document, kind="trust", name=f"{name} trust policy")
         if not 3600 <= max_session_duration <= MAX_ROLE_SESSION_SECONDS:
@@ -659,6 +682,9 @@ class IamService:
     ) -> dict[str, Any]:
         _check_name("policyName", name, 128)
         path = _check_path(path)
+        description = _check_description(
+            description, _XML_TEXT, "hold no control characters but tab and line breaks"
+        )
         text = _doc_text(document)
         parse_policy(text, kind="identity", name=name)
         arn = self.arn("policy", name, path)

@@ -536,7 +536,10 @@ def _parse_request_date(value: str) -> datetime:
         return _parse_amz_date(value)  # raises with the ISO 8601 message
     if parsed.tzinfo is None:  # "-0000": UTC with no claim about the local zone
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 23:59 -0100 is past the last date there is
+        return _parse_amz_date(value)  # raises with the ISO 8601 message
 
 
 def _parse_expires(value: str) -> timedelta:

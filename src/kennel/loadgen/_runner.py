@@ -32,7 +32,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from kennel._client import SERVICE, KennelClient, path_segment
+from kennel._client import SERVICE, KennelClient, path_segment, tls_verify
 from kennel._errors import KennelError, ValidationError
 from kennel.loadgen._plan import MAX_DURATION_SECONDS, LoadPlan
 from kennel.loadgen._result import (
@@ -217,7 +217,11 @@ class _InstancePoller:
     ) -> None:
         self.samples: list[InstanceSample] = []
         self._api = KennelClient(
-            client.endpoint_url, client.credentials, client.region, timeout=POLL_TIMEOUT
+            client.endpoint_url,
+            client.credentials,
+            client.region,
+            timeout=POLL_TIMEOUT,
+            ca_bundle=client.ca_bundle,
         )
         self._path = f"/api/v1/endpoints/{path_segment(endpoint)}"
         self._interval = interval
@@ -279,6 +283,7 @@ class _Run:
         self.plan = plan
         self.body = body
         self.signer = signer
+        self.ca_bundle = client.ca_bundle
         self.max_in_flight = max_in_flight
         self.drain_timeout = drain_timeout
         self.on_tick = on_tick
@@ -313,7 +318,9 @@ class _Run:
         self.poller.start()
         background: list[asyncio.Task[None]] = []
         try:
-            async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as http:
+            async with httpx.AsyncClient(
+                trust_env=False, limits=limits, timeout=timeout, verify=tls_verify(self.ca_bundle)
+            ) as http:
                 if self.on_tick is not None:
                     background.append(asyncio.create_task(self._tick(self.on_tick)))
                     background[-1].add_done_callback(self._note_failure)

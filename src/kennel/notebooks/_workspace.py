@@ -181,6 +181,8 @@ class Connection:
     profile: str
     credentials_file: Path
     config_file: Path
+    ca_bundle: str | None = None
+    """The CA certificates an https kennel is verified with (None: the usual trust store)."""
 
 
 def aws_files(environ: Mapping[str, str]) -> tuple[Path, Path]:
@@ -204,6 +206,9 @@ def kennel_variables(connection: Connection, name: str) -> dict[str, str]:
     }
     for service in KENNEL_SERVICES:
         variables[f"AWS_ENDPOINT_URL_{service}"] = connection.endpoint_url
+    if connection.ca_bundle:
+        variables["KENNEL_CA_BUNDLE"] = connection.ca_bundle
+        variables["AWS_CA_BUNDLE"] = connection.ca_bundle
     return variables
 
 

@@ -290,6 +290,7 @@ def role_exists(session: Session, role: str) -> None:
         aws_secret_access_key=creds.secret_key,
         aws_session_token=creds.token,
         config=Config(connect_timeout=5, read_timeout=30, retries={"total_max_attempts": 1}),
+        verify=api.ca_bundle,
     )
     name = role.rsplit("/", 1)[1]
     try:

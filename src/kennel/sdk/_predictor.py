@@ -483,6 +483,7 @@ class Predictor:
                 config=Config(
                     connect_timeout=5, read_timeout=60, retries={"total_max_attempts": 1}
                 ),
+                verify=api.ca_bundle,
             )
         return self._autoscaling
 

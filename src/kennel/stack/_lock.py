@@ -93,7 +93,9 @@ class StackLock:
     def _client(self, timeout: float) -> KennelClient:
         """A client of its own: the run's client may be in the middle of a long request."""
         api = self.ctx.api
-        return KennelClient(api.endpoint_url, api.credentials, api.region, timeout=timeout)
+        return KennelClient(
+            api.endpoint_url, api.credentials, api.region, timeout=timeout, ca_bundle=api.ca_bundle
+        )
 
     def stop_renewing(self) -> None:
         """Stop the renewals, keeping the lock until it is released or expires (``down``

@@ -36,6 +36,11 @@ TUNING_LOGICAL_MAX = 23
 REFERENCE = re.compile(r"\$\{([a-z_]+)\.([a-zA-Z0-9-]+)(?:\.([a-z_]+))?\}")
 """``${kind.name}`` or ``${kind.name.attribute}`` inside a string."""
 
+MAX_DEPTH = 100
+"""How deep a stack file may nest (its deepest blocks, policy documents, need under ten)."""
+MAX_VALUES = 100_000
+"""How many values a stack file may hold once its YAML aliases are expanded."""
+
 KINDS = (
     "datasets",
     "tuning_jobs",
@@ -237,6 +242,8 @@ def load_stack(path: str | Path) -> tuple[StackFile, Path]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValidationError(f"{file} is not valid YAML: {exc}", hint="Fix the YAML.") from exc
+    except RecursionError:
+        raise _too_big(str(file), f"it nests deeper than {MAX_DEPTH} levels") from None
     return parse_stack(data, where=str(file)), file.resolve().parent
 
 
@@ -249,6 +256,7 @@ def parse_stack(data: Any, *, where: str = "stack") -> StackFile:
             f"{where} must be a YAML mapping with at least `name:`.",
             hint="See examples/quickstart/stack.yaml.",
         )
+    _check_size(data, where)
     try:
         return StackFile.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -259,6 +267,39 @@ def parse_stack(data: Any, *, where: str = "stack") -> StackFile:
             f"{where} is not a valid stack: {problems}",
             hint="Fix the fields named (kennel stack schema prints the JSON Schema).",
         ) from exc
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH, or holding more than MAX_VALUES values.
+
+    A YAML alias is a reference, not a copy: ten levels of ``&a [*b, *b, ...]`` stand for
+    billions of values and ``&a [*a]`` for infinitely many, which validating or hashing the
+    stack would try to walk. The walk here is iterative and stops at the first limit.
+    """
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    seen = 0
+    while pending:
+        value, depth = pending.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise _too_big(
+                where, f"it holds more than {MAX_VALUES} values (YAML aliases count once per use)"
+            )
+        if depth > MAX_DEPTH:
+            raise _too_big(
+                where, f"it nests deeper than {MAX_DEPTH} levels (or an alias refers to itself)"
+            )
+        children = (
+            value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        )
+        pending.extend((child, depth + 1) for child in children)
+
+
+def _too_big(where: str, why: str) -> ValidationError:
+    return ValidationError(
+        f"{where} is not a stack kennel will read: {why}.",
+        hint="A stack file declares blocks a few levels deep; see examples/quickstart/stack.yaml.",
+    )
 
 
 def json_schema() -> dict[str, Any]:

@@ -18,7 +18,9 @@ import base64
 import binascii
 import io
 import json
+import math
 import os
+import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -181,10 +183,29 @@ def _decode_image(raw: bytes) -> Image.Image:
         raise ValueError(f"the body is not a readable image: {error}") from error
 
 
+# What numpy raises for a malformed .npy header (it parses the header as a Python literal).
+_NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError)
+
+
 def _load_npy(raw: bytes) -> np.ndarray[Any, Any]:
+    """The array of a .npy body whose header declares exactly the data that follows (numpy
+    allocates what the header declares before reading: a lying header asks for terabytes)."""
+    stream = io.BytesIO(raw)
     try:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f".npy format {version[0]}.{version[1]} is not supported")
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(stream)
+        declared = math.prod(shape) * dtype.itemsize
+        if declared != len(raw) - stream.tell():
+            raise ValueError(f"its header declares {declared} bytes of data, not what follows")
         array: np.ndarray[Any, Any] = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    except _NPY_ERRORS as error:
         raise ValueError(f"the body is not a .npy array: {error}") from error
     return array
 
@@ -208,7 +229,7 @@ def _from_array(array: np.ndarray[Any, Any]) -> ModelInput:
 def _from_json(raw: bytes) -> list[Image.Image]:
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ValueError(f"the body is not valid JSON: {error}") from error
     if not isinstance(payload, dict):
         raise ValueError('expected a JSON object such as {"image": "<base64>"}')

@@ -1,8 +1,8 @@
 """One training instance: a Ray actor that runs the entry script in its own process.
 
 The actor holds the instance type's resources on its node; the script runs as a child
-process in a fresh session (so a stop reaches the whole process tree), its output goes
-to a log file the server reads by offset.
+process in a fresh session (so a stop reaches the whole process tree) that dies with the
+actor's process, its output goes to a log file the server reads by offset.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kennel.cluster._process import terminate_group
+from kennel._settings import without_server_secrets
+from kennel.cluster._process import killed_with_parent, terminate_group
 
 WORK_ROOT_ENV = "KENNEL_JOB_WORK_ROOT"
 PYTHON = "{python}"
@@ -69,6 +70,17 @@ class TrainingInstance:
             port = int(s.getsockname()[1])
         return ip, port
 
+    def network_interface(self) -> str | None:
+        """The interface that holds this node's Ray IP: where the other nodes reach it."""
+        import psutil
+        import ray
+
+        ip = ray.util.get_node_ip_address()
+        for name, addresses in psutil.net_if_addrs().items():
+            if any(a.address == ip for a in addresses):
+                return str(name)
+        return None
+
     # Input ----------------------------------------------------------------------
 
     def prepare(self, channels: dict[str, str], source_uri: str | None) -> dict[str, str]:
@@ -83,7 +95,7 @@ class TrainingInstance:
     # The process ----------------------------------------------------------------
 
     def start(self, command: list[str], env: dict[str, str], cwd: str | None) -> int:
-        full_env = {**os.environ, **env}
+        full_env = {**without_server_secrets(os.environ), **env}
         command = [sys.executable if part == PYTHON else part for part in command]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -94,6 +106,7 @@ class TrainingInstance:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=killed_with_parent(),
             )
         return self.process.pid
 

@@ -223,7 +223,8 @@ class TrainingService:
         try:
             fs, path = fsspec.core.url_to_fs(uri)
             return bool(fs.exists(path))
-        except (ImportError, ValueError, OSError):
+        except (ImportError, TypeError, ValueError, OSError):
+            # TypeError: a protocol that needs options a URL cannot give (reference://).
             return False
 
     def _check_entry_point(self, spec: TrainingJobSpec) -> None:
@@ -339,18 +340,35 @@ class TrainingService:
             runner.request_stop()
         return self.describe(name)
 
-    def recover(self) -> list[str]:
-        """Jobs a previous server left running lost their processes with it: mark them."""
+    def recover(self, restarted_at: datetime | None = None) -> list[str]:
+        """Jobs a previous server left running lost their processes with it: end them.
+
+        A job in progress ends Failed, one being stopped ends Stopped (what was asked of
+        it), each with a status transition and a reason that says when the server came
+        back; the instances' processes died with the server (or were stopped by the new
+        one: ``kennel.cluster._leftovers``). Returns the names of the jobs ended.
+        """
+        now = restarted_at or datetime.now(UTC)
+        when = now.isoformat(timespec="seconds")
         with self.db.session() as session:
             jobs = list(session.scalars(select(TrainingJob).where(TrainingJob.status.in_(ACTIVE))))
             for job in jobs:
-                job.status = "Failed"
-                job.secondary_status = "Failed"
-                job.failure_reason = (
-                    "The kennel server stopped while this job ran, and its instances with it. "
-                    "Start the job again."
-                )
-                job.ended_at = datetime.now(UTC)
+                if job.status == "Stopping" or job.stop_requested:
+                    job.status, secondary = "Stopped", "Stopped"
+                    message = (
+                        f"Stopped: the kennel server stopped while the job was stopping "
+                        f"(restarted at {when})."
+                    )
+                else:
+                    job.status, secondary = "Failed", "Failed"
+                    message = "Training job failed"
+                    job.failure_reason = (
+                        f"InternalFailure: the kennel server stopped while the job ran "
+                        f"(restarted at {when}); its instances stopped with it. Start the "
+                        "job again (under a new name)."
+                    )
+                _end_transitions(job, secondary, message, now)
+                job.ended_at = now
             return [j.name for j in jobs]
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -361,6 +379,18 @@ class TrainingService:
             runner.request_stop(reason="The kennel server is shutting down.")
         for runner in runners:
             runner.join(timeout)
+
+
+def _end_transitions(job: TrainingJob, secondary: str, message: str, now: datetime) -> None:
+    """Close the job's last secondary status and add its final one (as the runner would)."""
+    stamp = now.isoformat()
+    transitions = list(job.status_transitions or [])
+    if transitions and "end_time" not in transitions[-1]:
+        transitions[-1] = {**transitions[-1], "end_time": stamp}
+    transitions.append({"status": secondary, "start_time": stamp, "message": message})
+    job.status_transitions = transitions
+    job.secondary_status = secondary
+    job.status_message = message
 
 
 def _check_builtin_hyperparameters(

@@ -144,6 +144,10 @@ class JobRunner(threading.Thread):
                     f"Waiting for {count} x {itype.name} ({itype.vcpus} vCPU) to fit in the "
                     f"cluster ({total_cpus:.0f} CPU in all)",
                 )
+        if not local:
+            plan["nodes"] = bundle_nodes(
+                self.placement_group, [f"algo-{i + 1}" for i in range(count)]
+            )
         self._update(placement=plan)
         return plan
 
@@ -182,6 +186,9 @@ class JobRunner(threading.Thread):
     ) -> None:
         master_addr, master_port = self._get([self.actors[0].node_address.remote()], "")[0]
         paths = self._get([a.paths.remote() for a in self.actors], "")
+        interfaces: list[str | None] = [None] * len(hosts)
+        if self.service.ray.mode != "local" and len(hosts) > 1:
+            interfaces = self._get([a.network_interface.remote() for a in self.actors], "")
         command = self._command(job)
         refs = []
         for rank, (actor, host) in enumerate(zip(self.actors, hosts, strict=True)):
@@ -196,7 +203,13 @@ class JobRunner(threading.Thread):
                 rank=rank,
                 artifact_url=self.service.settings.resolved_artifact_url,
             )
-            resource = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0"}
+            interface = interfaces[rank] or "eth0"
+            if interfaces[rank]:
+                # Gloo would otherwise bind the address the host name resolves to, which
+                # need not be the one the other nodes reach (or even exist on this node).
+                env.setdefault("GLOO_SOCKET_IFNAME", interface)
+                env["SM_NETWORK_INTERFACE_NAME"] = interface
+            resource = {"current_host": host, "hosts": hosts, "network_interface_name": interface}
             self._get([actor.write_config.remote(job["hyperparameters"], resource)], "")
             refs.append(actor.start.remote(command, env, None))
         self._get(refs, what="starting the entry point")
@@ -226,9 +239,13 @@ class JobRunner(threading.Thread):
 
         exit_codes: dict[str, int] = {}
         while True:
-            self._drain_logs(hosts)
-            self._watch_rules(hosts)
-            codes = ray.get([a.poll.remote() for a in self.actors])
+            try:
+                self._drain_logs(hosts)
+                self._watch_rules(hosts)
+                codes = ray.get([a.poll.remote() for a in self.actors])
+            except ray.exceptions.RayActorError as exc:
+                # Its node died (or its worker process): the job cannot go on without it.
+                raise JobFailed(_lost_instance(exc, hosts, self.actors)) from exc
             for host, code in zip(hosts, codes, strict=True):
                 if code is not None:
                     exit_codes[host] = code
@@ -524,6 +541,35 @@ def plan_placement(
         "oversubscribed": bool(note.startswith("oversubscribed")),
         "note": note,
     }
+
+
+def _lost_instance(error: Exception, hosts: list[str], actors: list[Any]) -> str:
+    """Why a job failed when one of its instances' actors died (its node was lost)."""
+    lost = getattr(error, "actor_id", None)
+    host = next(
+        (h for h, a in zip(hosts, actors, strict=True) if a._actor_id.hex() == lost),
+        "an instance",
+    )
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"InternalServerError: {host} was lost while training (its Ray node or worker "
+        f"process died: {first}). Start the job again: the cluster places it on the nodes "
+        "it has now."
+    )
+
+
+def bundle_nodes(group: Any, hosts: list[str]) -> dict[str, dict[str, str]]:
+    """Which Ray node each host's bundle was placed on (its node id and IP address)."""
+    import ray
+    from ray.util import placement_group_table
+
+    placed = placement_group_table(group).get("bundles_to_node_id", {})
+    ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+    nodes = {}
+    for index, host in enumerate(hosts):
+        node_id = str(placed.get(index, ""))
+        nodes[host] = {"node_id": node_id, "node_ip": str(ips.get(node_id, ""))}
+    return nodes
 
 
 def sm_environment(

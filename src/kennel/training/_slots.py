@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kennel._settings import without_server_secrets
 from kennel.cluster._catalog import InstanceType
 from kennel.training._instance import PYTHON, WORK_ROOT_ENV, TrainingInstance, prepare_inputs
 from kennel.training._runner import JobRunner, plan_placement, sm_environment
@@ -98,6 +99,8 @@ class WarmSlotWorker(TrainingInstance):
                 stdout=subprocess.PIPE,
                 stderr=errors,
                 cwd=str(self.slot_dir),
+                # Its trials are forks: what it starts with, /proc/<trial>/environ shows.
+                env=without_server_secrets(os.environ),
                 start_new_session=True,
             )
         line = self._read_line(ZYGOTE_START_SECONDS)
@@ -139,7 +142,7 @@ class WarmSlotWorker(TrainingInstance):
     def start(self, command: list[str], env: dict[str, str], cwd: str | None) -> int:
         """Fork the entry point from the zygote; the same command a cold instance runs."""
         code_dir = str(self.slot_dir / "code")
-        full_env = {**os.environ, **env}
+        full_env = {**without_server_secrets(os.environ), **env}
         request: dict[str, Any]
         if command[:2] == [PYTHON, "-m"]:
             request = {"module": command[2], "argv": [command[2], *command[3:]]}

@@ -223,21 +223,23 @@ class TuningService:
             self._mark(name, "Stopped", "Stopped by request.")
         return self.describe(name)
 
-    def recover(self) -> list[str]:
+    def recover(self, restarted_at: datetime | None = None) -> list[str]:
         """A previous server's tuning jobs lost their controllers and trials with it.
 
         Resuming would mean re-adopting half-told Optuna trials whose training jobs were
         marked Failed by training's own recovery; failing them, with a reason, is honest.
         """
+        now = restarted_at or _now()
         with self.db.session() as session:
             jobs = list(session.scalars(select(TuningJob).where(TuningJob.status.in_(ACTIVE))))
             for job in jobs:
                 job.status = "Failed"
                 job.failure_reason = (
-                    "The kennel server stopped while this tuning job ran, and its training "
-                    "jobs with it. Start a new tuning job (under a new name)."
+                    "The kennel server stopped while this tuning job ran (restarted at "
+                    f"{now.isoformat(timespec='seconds')}), and its training jobs with it. "
+                    "Start a new tuning job (under a new name)."
                 )
-                job.ended_at = _now()
+                job.ended_at = now
             return [j.name for j in jobs]
 
     def shutdown(self, timeout: float = 30.0) -> None:

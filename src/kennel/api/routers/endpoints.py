@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from kennel.api._authz import authorize
-from kennel.api._deps import Context
+from kennel.api._deps import MAX_LOOKBACK_SECONDS, Context
 from kennel.endpoints._scaling_chart import simulation_html, terminal_chart
 from kennel.endpoints._scaling_spec import ScalingSpec
 from kennel.endpoints._scaling_view import SimulateRequest, check_spec, replay, scaling_status
@@ -88,7 +88,9 @@ def delete_endpoint(name: str, ctx: Context) -> dict[str, Any]:
 
 @router.get("/endpoints/{name}/metrics", dependencies=[authorize("cloudwatch:GetMetricData")])
 def endpoint_metrics(
-    name: str, ctx: Context, since_seconds: float = Query(default=3600.0, gt=0)
+    name: str,
+    ctx: Context,
+    since_seconds: float = Query(default=3600.0, gt=0, le=MAX_LOOKBACK_SECONDS),
 ) -> dict[str, Any]:
     return ctx.endpoints.metrics(name, since_seconds)
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from kennel.api._authz import authorize
-from kennel.api._deps import Context
+from kennel.api._deps import MAX_EPOCH_MS, MAX_LOOKBACK_SECONDS, Context
 
 router = APIRouter(prefix="/api/v1/functions", tags=["functions"])
 
@@ -25,7 +25,9 @@ EVENT_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 async def function_logs(
     name: str,
     ctx: Context,
-    since: int | None = Query(default=None, ge=0, description="epoch milliseconds"),
+    since: int | None = Query(
+        default=None, ge=0, le=MAX_EPOCH_MS, description="epoch milliseconds"
+    ),
     after_id: int | None = Query(default=None, ge=0),
     limit: int = Query(default=1000, ge=1, le=10000),
 ) -> dict[str, Any]:
@@ -46,6 +48,8 @@ async def function_events(
 
 @router.get("/{name}/metrics", dependencies=[authorize("cloudwatch:GetMetricData")])
 async def function_metrics(
-    name: str, ctx: Context, since_seconds: float = Query(default=3600.0, gt=0)
+    name: str,
+    ctx: Context,
+    since_seconds: float = Query(default=3600.0, gt=0, le=MAX_LOOKBACK_SECONDS),
 ) -> dict[str, Any]:
     return await run_in_threadpool(ctx.functions.metrics, name, since_seconds)

@@ -18,7 +18,7 @@ from kennel._errors import NotFoundError, ValidationError
 from kennel._spec import Spec
 from kennel.api._authz import authorize
 from kennel.api._context import ServerContext
-from kennel.api._deps import Context
+from kennel.api._deps import MAX_LOOKBACK_SECONDS, Context
 from kennel.iam._actions import UNAUTHORIZED_ACTIONS
 from kennel.iam._advisor import AccessRecord, generate_policy, unused_permissions
 from kennel.iam._audit import audit
@@ -36,7 +36,7 @@ class SimulateRequest(Spec):
 
 class GenerateRequest(Spec):
     principal: str
-    since_seconds: float = Field(default=90 * 86400, gt=0)
+    since_seconds: float = Field(default=90 * 86400, gt=0, le=MAX_LOOKBACK_SECONDS)
     include_denied: bool = False
 
 
@@ -82,7 +82,7 @@ def explain(request_id: str, ctx: Context) -> dict[str, Any]:
 def access_log(
     ctx: Context,
     principal: str | None = None,
-    since_seconds: float = Query(default=3600.0, gt=0),
+    since_seconds: float = Query(default=3600.0, gt=0, le=MAX_LOOKBACK_SECONDS),
     denied: bool = False,
     limit: int = Query(default=200, ge=1, le=10_000),
 ) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def generate(spec: GenerateRequest, ctx: Context) -> dict[str, Any]:
 async def unused(
     ctx: Context,
     principal: str,
-    since_seconds: float = Query(default=90 * 86400, gt=0),
+    since_seconds: float = Query(default=90 * 86400, gt=0, le=MAX_LOOKBACK_SECONDS),
 ) -> dict[str, Any]:
     records = await run_in_threadpool(_records, ctx, principal, since_seconds)
     policies = ctx.authorizer.principal_for_arn(principal).policies

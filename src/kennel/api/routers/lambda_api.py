@@ -14,12 +14,12 @@ UpdateFunctionConfiguration with a Role also need ``iam:PassRole`` on that role
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from kennel import _json
 from kennel.api._authz import Authorize, NameOf, authorize, authorize_now
 from kennel.api._context import ServerContext
 from kennel.api._deps import Context
@@ -108,7 +108,7 @@ async def _document(request: Request) -> Any:
     if _DOCUMENT not in state:
         raw = await request.body()
         try:
-            state[_DOCUMENT] = json.loads(raw) if raw.strip() else {}
+            state[_DOCUMENT] = _json.loads(raw) if raw.strip() else {}
         except ValueError as exc:
             raise InvalidRequestContentError(
                 f"Could not parse request body into json: {exc}"
