@@ -59,10 +59,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -158,32 +157,6 @@ def build_model(work: Path, arch: str) -> Path:
     }
     write_model_dir(work / "model", build_network(arch, CLASSES), classes, config)
     return package_model(work / "model", work / "model.tar.gz")
-
-
-@contextlib.contextmanager
-def image_server(jpeg: bytes) -> Iterator[str]:
-    """One JPEG on a free port of 127.0.0.1; yields its URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
-
-        def log_message(self, *_: Any) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="soak-images", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/dog.jpg"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def lambda_client(server: Any, max_in_flight: int) -> Any:
@@ -698,6 +671,7 @@ def progress(sample: Sample) -> None:
 
 def soak_once(args: argparse.Namespace) -> Soak:
     sys.path.insert(0, str(REPO))
+    from tests._images import serve_image
     from tests._server import start_server, stop_server
 
     soak = Soak(args)
@@ -708,7 +682,7 @@ def soak_once(args: argparse.Namespace) -> Soak:
         server = start_server(work / "home", KENNEL_FETCH_ALLOW_NETWORKS="127.0.0.1/32")
         sampler = Sampler(server.process.pid)
         try:
-            with image_server(jpeg_bodies(1, seed=1)[0]) as image_url:
+            with serve_image(jpeg_bodies(1, seed=1)[0]) as image_url:
                 endpoint = function = "soak"
                 with server.client() as api:
                     create_endpoint(api, endpoint, archive)

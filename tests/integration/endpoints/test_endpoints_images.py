@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests._images import serve_image
 from tests.integration.endpoints.conftest import Models, unique
 
 from kennel._client import KennelClient
@@ -35,24 +34,8 @@ def _image(fmt: str, seed: int = 0) -> bytes:
 @pytest.fixture(scope="module")
 def image_server() -> Iterator[str]:
     """Serves one JPEG on 127.0.0.1 (allow-listed for fetching in the test server)."""
-    jpeg = _image("JPEG")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
-
-        def log_message(self, *_: Any) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/dog.jpg"
-    httpd.shutdown()
+    with serve_image(_image("JPEG")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

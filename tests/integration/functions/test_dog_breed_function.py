@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests._images import serve_image
 from tests._server import RunningServer
 from tests.integration.endpoints.conftest import Models, runtime_client, wait_status
 from tests.integration.functions.conftest import (
@@ -43,24 +42,8 @@ def image_url() -> Iterator[str]:
     pixels = np.random.default_rng(3).integers(0, 255, (64, 48, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG")
-    jpeg = buffer.getvalue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(jpeg)))
-            self.end_headers()
-            self.wfile.write(jpeg)
-
-        def log_message(self, *_: Any) -> None:
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/dog.jpg"
-    httpd.shutdown()
+    with serve_image(buffer.getvalue()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
