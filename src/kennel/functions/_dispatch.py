@@ -72,9 +72,12 @@ ASYNC_CONCURRENCY = 32
 THROTTLE_RETRY_SECONDS = (0.2, 2.0)
 LOG_FLUSH_SECONDS = 0.25
 CONFIG_RELOAD_SECONDS = 5.0
+"""Provisioned-concurrency configs are re-read on every change, and at least this often."""
 HOST_START_GRACE_SECONDS = 30.0
 """How long stopping waits for a function host still starting (see :meth:`stop`)."""
-"""Provisioned-concurrency configs are re-read on every change, and at least this often."""
+HOST_CHECK_SECONDS = 5.0
+"""On a cluster, how often hosts are checked and nodes that joined get one."""
+HOST_PING_TIMEOUT_SECONDS = 10.0
 TAIL_BYTES = 4096
 
 
@@ -105,6 +108,27 @@ class Env:
     busy: bool = False
     invocations: int = 0
     stream: str = ""
+
+
+@dataclass(eq=False)
+class _Host:
+    """A FunctionHost actor on one node, and how many live environments it holds."""
+
+    address: str
+    port: int
+    actor: Any
+    node_id: str
+    cpus: float
+    envs: int = 0
+
+    @property
+    def where(self) -> tuple[str, int]:
+        return self.address, self.port
+
+    @property
+    def load(self) -> float:
+        """Live environments per CPU of the node: a new environment goes to the lowest."""
+        return self.envs / self.cpus
 
 
 @dataclass
@@ -186,11 +210,12 @@ class FunctionRuntime:
         self.gateway_url = settings.resolved_endpoint_url
         self.gateway_ca_pem = _read_ca_bundle(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._hosts: list[tuple[str, int]] = []
-        self._host_actors: list[Any] = []
+        self._hosts: list[_Host] = []
+        """Server's node first; on a cluster one per alive node with CPUs."""
         self._hosts_ready: asyncio.Event | None = None
         self._host_error: str | None = None
-        self._next_host = 0
+        self._hosts_checked = 0.0
+        self._syncing: asyncio.Task[None] | None = None
         self._idle: dict[tuple[str, str, str], list[Env]] = defaultdict(list)
         self._provisioned: dict[tuple[str, str], list[Env]] = defaultdict(list)
         self._provisioning: dict[tuple[str, str], int] = defaultdict(int)
@@ -239,12 +264,13 @@ class FunctionRuntime:
         # A host start in flight runs on in its thread even when its task is cancelled,
         # and would call into Ray after Ray stops (Ray then ends the whole process, exit
         # code 1): let it finish, so the host it started is stopped below with the rest.
-        if self._tasks:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._tasks[0]), HOST_START_GRACE_SECONDS)
-        for task in self._tasks:
+        starting = {t for t in (*self._tasks[:1], self._syncing) if t is not None}
+        if starting:
+            await asyncio.wait(starting, timeout=HOST_START_GRACE_SECONDS)
+        tasks = [*self._tasks, *([self._syncing] if self._syncing is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for env in list(self._all):
@@ -258,73 +284,129 @@ class FunctionRuntime:
     async def _start_hosts(self) -> None:
         assert self._hosts_ready is not None
         try:
-            address, port, actor = await asyncio.to_thread(self._start_host)
+            if not await asyncio.to_thread(self.ray.wait, 600):
+                raise SpawnFailed(f"Ray is not running: {self.ray.error}")
+            await self._sync_hosts()
         except Exception as exc:  # noqa: BLE001 - reported on every invocation that needs it
             self._host_error = f"{type(exc).__name__}: {exc}"
-            log.error("the function host did not start: %s", self._host_error)
-        else:
-            self._hosts.append((address, port))
-            self._host_actors.append(actor)
+            log.error("the function hosts did not start: %s", self._host_error)
+        self._hosts_checked = time.monotonic()
         self._hosts_ready.set()
 
-    def _start_host(self) -> tuple[str, int, Any]:
-        if not self.ray.wait(600):
-            raise SpawnFailed(f"Ray is not running: {self.ray.error}")
+    async def _sync_hosts(self) -> None:
+        """Drop hosts that stopped answering or whose node is gone; start one on each
+        node without one (locally: just the one host, started once)."""
+        nodes = await asyncio.to_thread(self._nodes)
+        hosts = list(self._hosts)
+        answers = await asyncio.gather(*(asyncio.to_thread(self._answers, h) for h in hosts))
+        for host, ok in zip(hosts, answers, strict=True):
+            if not ok or host.node_id not in nodes:
+                await self._drop_host(host)
+        missing = [(n, c) for n, c in nodes.items() if n not in {h.node_id for h in self._hosts}]
+        started = await asyncio.gather(
+            *(asyncio.to_thread(self._start_host, n, c) for n, c in missing),
+            return_exceptions=True,
+        )
+        for new in started:
+            if isinstance(new, BaseException):
+                self._host_error = f"{type(new).__name__}: {new}"
+                log.error("a function host did not start: %s", self._host_error)
+            else:
+                self._hosts.append(new)
+                self._host_error = None
+
+    def _nodes(self) -> dict[str, float]:
+        """Node id -> CPUs of the nodes that should have a host, the server's first."""
+        import ray
+
+        own = ray.get_runtime_context().get_node_id()
+        cpus = {
+            n["NodeID"]: float(n.get("Resources", {}).get("CPU", 0))
+            for n in ray.nodes()
+            if n.get("Alive")
+        }
+        if self.ray.mode == "local":
+            return {own: cpus.get(own) or 1.0}
+        return {own: cpus.get(own) or 1.0} | {n: c for n, c in cpus.items() if c > 0}
+
+    def _answers(self, host: _Host) -> bool:
+        import ray
+
+        try:
+            return ray.get(host.actor.poll.remote(), timeout=HOST_PING_TIMEOUT_SECONDS) is None
+        except Exception as exc:  # noqa: BLE001 - any failure: the host is lost
+            log.warning("function host at %s:%s is not answering: %s", *host.where, exc)
+            return False
+
+    async def _drop_host(self, host: _Host) -> None:
+        log.warning("function host at %s:%s (node %s) removed", *host.where, host.node_id)
+        self._hosts.remove(host)
+        for env in [e for e in self._all if e.host == host.where and not e.busy]:
+            await self._discard(env)
+        await asyncio.to_thread(self._kill_actors, [host.actor], 5)
+
+    def _start_host(self, node_id: str, cpus: float) -> _Host:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from kennel.functions._host import FunctionHost
 
         local = self.ray.mode == "local"
-        # On a cluster the one host runs beside the gateway (the server's own node): its
-        # environments call the gateway back, and losing a worker node must not take every
-        # function with it. (One host per node, health-checked, is still to come.) Hard
-        # affinity: a soft one did not keep a 0-CPU actor there (Ray 2.60), and this node
-        # lives as long as the server does.
-        beside_gateway = NodeAffinitySchedulingStrategy(
-            node_id=ray.get_runtime_context().get_node_id(), soft=False
-        )
+        # Hard affinity: a soft one did not keep a 0-CPU actor on its node (Ray 2.60); a
+        # host whose node dies is dropped by _sync_hosts. The server's own node's host
+        # keeps functions answering while worker nodes come and go.
+        on_node = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
         actor = (
             ray.remote(FunctionHost)
             .options(
                 num_cpus=0,
                 max_concurrency=2,
                 name=None,
-                scheduling_strategy="DEFAULT" if local else beside_gateway,
+                scheduling_strategy="DEFAULT" if local else on_node,
             )
             .remote("127.0.0.1" if local else "0.0.0.0")
         )
-        address, port, _pid = ray.get(actor.start.remote(), timeout=120)
+        try:
+            address, port, _pid = ray.get(actor.start.remote(), timeout=120)
+        except Exception:
+            self._kill_actors([actor], 5)
+            raise
         log.info("function host ready at %s:%s", address, port)
-        return address, port, actor
+        return _Host(address, port, actor, node_id, cpus)
 
-    def _stop_hosts(self) -> None:
-        if not self._host_actors or self.ray.state != "running":
-            return
+    def _kill_actors(self, actors: list[Any], timeout: float) -> None:
         import ray
 
-        refs = [actor.terminate.remote() for actor in self._host_actors]
-        ray.wait(refs, num_returns=len(refs), timeout=30)
-        for actor in self._host_actors:
+        refs = [actor.terminate.remote() for actor in actors]
+        with contextlib.suppress(Exception):
+            ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        for actor in actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
-        self._host_actors.clear()
+
+    def _stop_hosts(self) -> None:
+        if not self._hosts or self.ray.state != "running":
+            return
+        self._kill_actors([host.actor for host in self._hosts], 30)
         self._hosts.clear()
 
-    async def _host(self) -> tuple[str, int]:
+    async def _host(self, avoid: _Host | None = None) -> _Host:
+        """The host for a new environment: the least loaded per CPU (counted from here)."""
         assert self._hosts_ready is not None
         if not self._hosts_ready.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._hosts_ready.wait(), self.settings.function_spawn_timeout_seconds
                 )
-        if not self._hosts:
+        hosts = [h for h in self._hosts if h is not avoid] or self._hosts
+        if not hosts:
             raise SpawnFailed(
                 "No function host is running"
                 + (f" ({self._host_error})" if self._host_error else " yet (Ray is starting)")
             )
-        self._next_host = (self._next_host + 1) % len(self._hosts)
-        return self._hosts[self._next_host]
+        host = min(hosts, key=lambda h: h.load)  # ties: the earliest, the server's node first
+        host.envs += 1
+        return host
 
     # --- invoking ----------------------------------------------------------------------
 
@@ -422,7 +504,6 @@ class FunctionRuntime:
         return env, True
 
     async def _spawn(self, fn: ResolvedFunction, initialization: str) -> Env:
-        host = await self._host()
         expires, credentials = await self._role_credentials(fn)
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[{fn.version}]{uuid.uuid4().hex}"
         spec = {
@@ -447,17 +528,37 @@ class FunctionRuntime:
             # The PEM itself, not its path: the environment may run on another node.
             "gateway_ca_pem": self.gateway_ca_pem,
         }
-        try:
-            client = await spawn(
-                host[0], host[1], spec, timeout=self.settings.function_spawn_timeout_seconds
-            )
-        except (OSError, EnvironmentLost, TimeoutError) as exc:
-            raise SpawnFailed(
-                f"Starting an execution environment for {fn.name} failed: {exc}"
-            ) from exc
-        env = Env(client, (fn.name, fn.version, fn.revision_id), host, expires, stream=stream)
+        client, host = await self._spawn_somewhere(fn, spec)
+        key = (fn.name, fn.version, fn.revision_id)
+        env = Env(client, key, host.where, expires, stream=stream)
         self._all.add(env)
         return env
+
+    async def _spawn_somewhere(
+        self, fn: ResolvedFunction, spec: dict[str, Any]
+    ) -> tuple[EnvironmentClient, _Host]:
+        """Spawn on the chosen host; if its node was lost since the last check (the
+        connection is refused), once more on another."""
+        avoid = None
+        for attempt in range(2):
+            host = await self._host(avoid)
+            try:
+                client = await spawn(
+                    host.address,
+                    host.port,
+                    spec,
+                    timeout=self.settings.function_spawn_timeout_seconds,
+                )
+            except (OSError, EnvironmentLost, TimeoutError) as exc:
+                host.envs -= 1
+                if attempt or len(self._hosts) < 2 or not isinstance(exc, ConnectionError):
+                    raise SpawnFailed(
+                        f"Starting an execution environment for {fn.name} failed: {exc}"
+                    ) from exc
+                avoid = host
+            else:
+                return client, host
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _role_credentials(self, fn: ResolvedFunction) -> tuple[float, dict[str, str]]:
         """The execution role's temporary credentials, shared by a function's environments."""
@@ -542,7 +643,11 @@ class FunctionRuntime:
             self._idle[env.key].append(env)
 
     def _forget(self, env: Env) -> None:
-        self._all.discard(env)
+        if env in self._all:
+            self._all.discard(env)
+            for host in self._hosts:
+                if host.where == env.host:
+                    host.envs -= 1
         if env.provisioned is not None:
             pool = self._provisioned.get((env.key[0], env.provisioned))
             if pool and env in pool:
@@ -754,6 +859,7 @@ class FunctionRuntime:
                 generation = self.functions.generation
                 changed = generation != self._seen_generation
                 await self._reap(changed)
+                self._check_hosts()
                 await self._provision(changed)
                 self._seen_generation = generation
                 if (
@@ -763,6 +869,28 @@ class FunctionRuntime:
                     await asyncio.to_thread(self.flush_metrics)
             except Exception:
                 log.exception("function housekeeping failed")
+
+    def _check_hosts(self) -> None:
+        """On a cluster, now and then in the background (starting a host takes a while):
+        hosts of lost nodes go, nodes that joined get one."""
+        if (
+            self.ray.mode == "local"
+            or self.ray.state != "running"
+            or self._hosts_ready is None
+            or not self._hosts_ready.is_set()
+            or (self._syncing is not None and not self._syncing.done())
+            or time.monotonic() - self._hosts_checked < HOST_CHECK_SECONDS
+        ):
+            return
+        self._syncing = asyncio.create_task(self._resync_hosts())
+
+    async def _resync_hosts(self) -> None:
+        try:
+            await self._sync_hosts()
+        except Exception:
+            log.exception("checking the function hosts failed")
+        finally:
+            self._hosts_checked = time.monotonic()
 
     async def _reap(self, changed: bool) -> None:
         now = time.monotonic()

@@ -4,16 +4,20 @@ hosts as far as addresses go; all on loopback where namespaces cannot be made).
 
 A 2-instance training job and a 2-instance endpoint spread over the nodes; the endpoint
 keeps answering when a worker node is killed and its lost instance is replaced on another;
-a job that loses a node fails with a reason; functions outlive the workers."""
+a job that loses a node fails with a reason; function environments spread over the nodes,
+keep answering when one is lost and a node that rejoins gets a function host again;
+functions outlive the workers."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,11 @@ class Cluster:
     server: RunningServer
     ips: list[str]
     """Each node's own address (head, worker-1, worker-2) when they are separate hosts."""
+    address: str
+    """The head's (the cluster's) address."""
+    logs: Path
+    ray_tmp: Path
+    spaces: list[str | None]
 
     def node_of(self, pid: int) -> str | None:
         """Which node's process tree a process belongs to."""
@@ -60,6 +69,20 @@ class Cluster:
             if pid in node.descendants():
                 return name
         return None
+
+    def restart(self, name: str) -> None:
+        """Start a lost worker node again (a new Ray node, same address)."""
+        index = list(self.nodes).index(name)
+        self.nodes[name], _ = start_node(
+            name,
+            self.logs,
+            self.ray_tmp,
+            head_address=self.address,
+            cpus=NODE_CPUS,
+            ip=self.ips[index] if self.ips else "127.0.0.1",
+            namespace=self.spaces[index],
+        )
+        wait_started(self.nodes[name])
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +94,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # namespaces; else all on this host (Ray then uses its outward address for all).
     network = make_network(2)
     ips = [network.address(i) for i in range(3)] if network else ["127.0.0.1"] * 3
-    spaces = [None, *network.namespaces] if network else [None, None, None]
+    spaces: list[str | None] = [None, *network.namespaces] if network else [None, None, None]
     nodes: dict[str, RayNode] = {}
     with contextlib.ExitStack() as cleanup:  # every step runs even if one before fails
         cleanup.callback(shutil.rmtree, ray_tmp, ignore_errors=True)
@@ -104,7 +127,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cleanup.callback(stop_server, server)
         with server.client() as api:
             _wait(lambda: _ray_nodes(api) == 3, 180, "kennel to see the three nodes")
-        yield Cluster(nodes, server, ips if network else [])
+        yield Cluster(nodes, server, ips if network else [], address, logs, ray_tmp, spaces)
 
 
 def _stop_nodes(nodes: dict[str, RayNode]) -> None:
@@ -151,6 +174,93 @@ def _job_done(api: KennelClient, name: str) -> dict[str, Any] | None:
 def _instances(api: KennelClient, endpoint: str) -> list[dict[str, Any]]:
     info = api.get(f"/api/v1/endpoints/{endpoint}")
     return list(info["production_variants"][0]["instances"])
+
+
+WHERE_AM_I = """\
+import os, socket, time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((os.environ["PROBE_IP"], 9))  # UDP: no packet is sent
+        return {"ip": probe.getsockname()[0], "pid": os.getpid()}
+"""
+
+
+def _invoke_together(fn: Any, count: int, sleep: float) -> list[dict[str, Any]]:
+    """``count`` invocations at once (each sleeps, so each needs an environment)."""
+    payload = json.dumps({"sleep": sleep}).encode()
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(
+            pool.map(lambda _: fn.invoke(FunctionName="mn-where", Payload=payload), range(count))
+        )
+    return [{"error": a.get("FunctionError"), **payload_of(a)} for a in answers]
+
+
+def test_function_environments_spread_over_nodes_and_survive_a_lost_node(
+    cluster: Cluster,
+) -> None:
+    """Runs first: three nodes. The worker it kills joins again at the end."""
+    session = cluster.server.session
+    iam, fn = (
+        session.client(
+            name, endpoint_url=cluster.server.url, region_name="us-east-1", config=no_retries()
+        )
+        for name in ("iam", "lambda")
+    )
+    probe_ip = cluster.ips[0] if cluster.ips else "127.0.0.1"
+    fn.create_function(
+        FunctionName="mn-where",
+        Runtime="python3.11",
+        Role=make_role(iam, "mn-where-role", BASIC_EXECUTION),
+        Handler="app.handler",
+        Code={"ZipFile": code_zip({"app.py": WHERE_AM_I})},
+        Environment={"Variables": {"PROBE_IP": probe_ip}},
+        Timeout=30,
+    )
+    wait_active(fn, "mn-where", timeout=60)
+    log = cluster.server.log
+    _wait(
+        lambda: log.read_text(errors="replace").count("function host ready at") >= 3,
+        120,
+        "a function host on each node",
+    )
+
+    answers = _invoke_together(fn, 3, 2.0)
+    assert not [a for a in answers if a["error"]], answers
+    nodes = {cluster.node_of(a["pid"]) for a in answers}
+    print(f"environments: {answers} on {nodes}")
+    assert len(nodes) >= 2 and None not in nodes, (answers, nodes)
+    if cluster.ips:  # each environment speaks from its own node's address
+        assert len({a["ip"] for a in answers}) >= 2, answers
+        assert {a["ip"] for a in answers} <= set(cluster.ips), answers
+
+    victim = next(n for n in sorted(n for n in nodes if n) if n != "head")
+    cluster.nodes[victim].kill()
+    killed_at = time.monotonic()
+    outcomes: list[tuple[float, bool]] = []
+    deadline = killed_at + 120
+    while time.monotonic() < deadline:
+        good = [a for a in _invoke_together(fn, 3, 0.2) if not a["error"]]
+        outcomes.append((time.monotonic() - killed_at, len(good) == 3))
+        if len(outcomes) >= 3 and all(ok for _, ok in outcomes[-3:]):
+            assert all(cluster.node_of(a["pid"]) != victim for a in good), good
+            break
+        time.sleep(0.5)
+    print(f"after killing {victim}: {outcomes}")
+    assert all(ok for _, ok in outcomes[-3:]), outcomes
+
+    # The node joins again (a new Ray node): kennel starts a function host on it.
+    hosts_before = log.read_text(errors="replace").count("function host ready at")
+    cluster.restart(victim)
+    with cluster.server.client() as api:
+        _wait(lambda: _ray_nodes(api) == 3, 180, "kennel to see the node again")
+    _wait(
+        lambda: log.read_text(errors="replace").count("function host ready at") > hosts_before,
+        120,
+        "a function host on the node that joined",
+    )
+    fn.delete_function(FunctionName="mn-where")
 
 
 def test_job_and_endpoint_spread_over_nodes_and_survive_a_lost_node(cluster: Cluster) -> None:
