@@ -171,6 +171,15 @@ def mutated_text(seeds: Sequence[str]) -> st.SearchStrategy[str]:
     return mutated(raw).map(lambda data: data.decode("utf-8", "replace"))
 
 
+def containers(node: Any) -> list[Any]:
+    """Every non-empty dict and list in a JSON-like value, the value itself first."""
+    found = [node] if isinstance(node, dict | list) and node else []
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        found += containers(child)
+    return found
+
+
 def policy_corpus() -> list[Any]:
     """The conformance corpus' documents (valid and invalid), or [] without the corpus."""
     if not POLICY_CORPUS.is_file():

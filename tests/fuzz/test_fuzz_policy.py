@@ -18,6 +18,7 @@ from typing import Any, get_args
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.fuzz._fuzz import (
+    containers,
     fuzz_settings,
     json_texts,
     json_values,
@@ -86,24 +87,18 @@ hostile_members = st.one_of(
 )
 
 
-def _containers(node: Any) -> list[Any]:
-    found = [node] if isinstance(node, dict | list) and node else []
-    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
-    for child in children:
-        found += _containers(child)
-    return found
-
-
 @st.composite
 def reshaped(draw: st.DrawFn) -> Any:
     """A corpus document with a few members replaced by hostile values."""
     document = copy.deepcopy(draw(st.sampled_from(CORPUS)))
     for _ in range(draw(st.integers(1, 3))):
-        containers = _containers(document)
-        if not containers:
+        found = containers(document)
+        if not found:
             break
-        target = draw(st.sampled_from(containers))
-        value = draw(hostile_members)
+        target = draw(st.sampled_from(found))
+        # A copy: sampled_from gives the same object every time, and a later round may
+        # write into it (a shared {"AWS": []} once became a cycle, in later tests too).
+        value = copy.deepcopy(draw(hostile_members))
         if isinstance(target, dict):
             key = draw(st.sampled_from(sorted(target)) | st.text(max_size=12))
             target[key] = value

@@ -12,14 +12,13 @@ from __future__ import annotations
 import copy
 import itertools
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from tests._server import REPO
-from tests.fuzz._fuzz import fuzz_settings, json_values, mutated_text, quick
+from tests.fuzz._fuzz import containers, fuzz_settings, json_values, mutated_text, quick
 
 from kennel._errors import ValidationError
 from kennel.stack._engine import Graph, build_graph, default_handlers
@@ -71,19 +70,11 @@ stress_texts = st.one_of(
 )
 
 
-def _containers(node: Any) -> list[Any]:
-    found = [node] if isinstance(node, dict | list) and node else []
-    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
-    for child in children:
-        found += _containers(child)
-    return found
-
-
 @st.composite
 def reshaped(draw: st.DrawFn) -> str:
     data = copy.deepcopy(draw(st.sampled_from(SEED_DATA)))
     for _ in range(draw(st.integers(1, 3))):
-        target = draw(st.sampled_from(_containers(data)))
+        target = draw(st.sampled_from(containers(data)))
         value = draw(
             json_values | st.sampled_from(["${endpoints.x.arn}", "${a.b.c}", "${", "../" * 30])
         )
