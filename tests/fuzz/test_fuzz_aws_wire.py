@@ -46,6 +46,7 @@ from tests.fuzz._fuzz import (
 from kennel.api.routers.autoscaling_json import OPERATIONS as SCALING_OPERATIONS
 from kennel.api.routers.autoscaling_json import TARGET_PREFIX
 from kennel.api.routers.aws_query import IAM_OPERATIONS, STS_OPERATIONS
+from kennel.iam.sigv4 import _PRESIGN_PARAMS, _TOKEN_PARAM
 
 SLOW_ANSWER_SECONDS = 10.0
 SIGNING_ERRORS = (
@@ -628,17 +629,7 @@ def mangled_auth(draw: st.DrawFn, fuzz_server: RunningServer) -> tuple[str, dict
         params = draw(
             st.lists(
                 st.tuples(
-                    st.sampled_from(
-                        [
-                            "X-Amz-Algorithm",
-                            "X-Amz-Credential",
-                            "X-Amz-Date",
-                            "X-Amz-Expires",
-                            "X-Amz-SignedHeaders",
-                            "X-Amz-Signature",
-                            "X-Amz-Security-Token",
-                        ]
-                    ),
+                    st.sampled_from([*_PRESIGN_PARAMS, _TOKEN_PARAM]),
                     st.sampled_from(
                         ["AWS4-HMAC-SHA256", "host", "604800", "-1", "1e9", "99991231T235959Z"]
                     )

@@ -19,6 +19,8 @@ from tests.fuzz._fuzz import SIGV4_SUITE, fuzz_settings, mutated, outcome, quick
 
 from kennel._errors import AuthError
 from kennel.iam.sigv4 import (
+    _PRESIGN_PARAMS,
+    _TOKEN_PARAM,
     Credential,
     SignedRequest,
     VerifiedIdentity,
@@ -131,17 +133,7 @@ dates = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S %z")),
     st.text(max_size=30),
 )
-presign_names = st.sampled_from(
-    [
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-        "X-Amz-Security-Token",
-    ]
-)
+presign_names = st.sampled_from([*_PRESIGN_PARAMS, _TOKEN_PARAM])
 presign_values = (
     st.sampled_from(
         [
