@@ -68,7 +68,12 @@ def test_a_healthy_script_ends_with_no_issues_and_its_data_kept(
 
 
 def test_a_rule_with_stop_training_stops_the_job(api: KennelClient, hooked_source: str) -> None:
-    spec = hooked_job("dbg-explode", hooked_source, lr=1e12, epochs=20, steps=50)
+    # The loader's sleep makes the whole run take 100 s or more, so the rule has long
+    # enough to fire on a busy machine: a job that ends before its rule fires is
+    # Completed, as on SageMaker.
+    spec = hooked_job(
+        "dbg-explode", hooked_source, lr=1e12, epochs=40, steps=50, **{"loader-sleep": 0.05}
+    )
     spec["debugger"]["rules"][0]["actions"] = ["StopTraining"]
     api.post("/api/v1/training-jobs", spec)
     job = wait_for(api, "dbg-explode")
