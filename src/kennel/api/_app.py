@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from kennel import __version__
 from kennel.api._auth import ASGIApp, SigV4Middleware
+from kennel.api._console import Console
 from kennel.api._context import ServerContext
 from kennel.api._dataplane import DataPlane
 from kennel.api._errors import install_error_handlers
@@ -55,7 +56,8 @@ ROUTERS = (
 
 
 def create_app(ctx: ServerContext) -> ASGIApp:
-    """The gateway: SigV4 verification, then InvokeEndpoint, then the FastAPI control plane.
+    """The gateway: the console's pages, SigV4 verification (or the console's session
+    cookie), then InvokeEndpoint, then the FastAPI control plane.
 
     The two outer layers wrap the FastAPI app rather than being added as its middleware:
     FastAPI puts its own error, telemetry and body-limit middleware outside user
@@ -63,7 +65,7 @@ def create_app(ctx: ServerContext) -> ASGIApp:
     for none of them. Errors of the outer layers are written in AWS's shape by themselves.
     """
     app = create_control_plane(ctx)
-    return SigV4Middleware(DataPlane(FunctionsPlane(app, ctx), ctx), ctx)
+    return Console(SigV4Middleware(DataPlane(FunctionsPlane(app, ctx), ctx), ctx), ctx)
 
 
 def create_control_plane(ctx: ServerContext) -> FastAPI:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from kennel._errors import InternalError, KennelError, PayloadTooLargeError, ValidationError
 from kennel._logging import ACCESS_LOGGER, FIELDS, REQUEST_ID
+from kennel.api._console import cookie_identity, has_console_cookie
 from kennel.api._context import ServerContext
 from kennel.api._errors import LAMBDA_PREFIXES, error_response
 from kennel.api._json_protocol import has_target
@@ -148,7 +149,7 @@ class SigV4Middleware:
         body: Body | None = None
         try:
             body = await self._read_body(scope, receive, self._limit(scope["method"], path))
-            identity = None if _anonymous_url_call(scope) else self._verify(scope, body)
+            identity = self._identify(scope, body)
         except Exception as exc:  # noqa: BLE001 - answered in AWS's shape, and logged
             if body is not None:
                 body.file.close()
@@ -207,6 +208,15 @@ class SigV4Middleware:
         spool.seek(0)
         return Body(spool, size, digest.hexdigest())
 
+    def _identify(self, scope: Scope, body: Body) -> Any:
+        """The caller: by SigV4 signature, by the console's session cookie, or nobody (an
+        unsigned call of a function URL)."""
+        if _anonymous_url_call(scope):
+            return None
+        if _unsigned(scope) and has_console_cookie(scope):
+            return cookie_identity(scope, self.ctx, _cookie_service(scope))
+        return self._verify(scope, body)
+
     def _verify(self, scope: Scope, body: Body) -> Any:
         ctx = self.ctx
         request = SignedRequest(
@@ -241,14 +251,30 @@ def code_body_limit(max_zip_bytes: int) -> int:
     return (max_zip_bytes + 2) // 3 * 4 + 2**20
 
 
-def _anonymous_url_call(scope: Scope) -> bool:
-    """An unsigned call of a function URL: it goes on without an identity, and the function
-    URL layer answers it by the URL's AuthType (NONE lets it through the resource policy)."""
-    if not scope["path"].startswith("/fn/"):
-        return False
+def _cookie_service(scope: Scope) -> str:
+    """The service a console request speaks to: what its path is signed for, and at "/"
+    (IAM, STS, Application Auto Scaling) the one its ``X-Kennel-Service`` header names,
+    else Application Auto Scaling for a JSON 1.1 call and IAM for a Query form."""
+    services = services_for(scope["path"])
+    if len(services) == 1:
+        return next(iter(services))
+    named = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-kennel-service"), "")
+    if named in services:
+        return named
+    return "application-autoscaling" if has_target(scope["headers"]) else "iam"
+
+
+def _unsigned(scope: Scope) -> bool:
+    """Neither an Authorization header nor a presigned query string."""
     if any(name == b"authorization" for name, _ in scope["headers"]):
         return False
     return b"X-Amz-Signature=" not in scope.get("query_string", b"")
+
+
+def _anonymous_url_call(scope: Scope) -> bool:
+    """An unsigned call of a function URL: it goes on without an identity, and the function
+    URL layer answers it by the URL's AuthType (NONE lets it through the resource policy)."""
+    return scope["path"].startswith("/fn/") and _unsigned(scope) and not has_console_cookie(scope)
 
 
 def _internal(exc: Exception) -> KennelError:

@@ -1,0 +1,3 @@
+// datasets pages (being written).
+
+export default function register(_app) {}

@@ -1,0 +1,3 @@
+// endpoints pages (being written).
+
+export default function register(_app) {}

@@ -1,0 +1,3 @@
+// functions pages (being written).
+
+export default function register(_app) {}

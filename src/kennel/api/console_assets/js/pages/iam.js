@@ -1,0 +1,3 @@
+// iam pages (being written).
+
+export default function register(_app) {}

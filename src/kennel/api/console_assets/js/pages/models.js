@@ -1,0 +1,3 @@
+// models pages (being written).
+
+export default function register(_app) {}

@@ -1,0 +1,3 @@
+// training pages (being written).
+
+export default function register(_app) {}

@@ -1,0 +1,3 @@
+// tuning pages (being written).
+
+export default function register(_app) {}
