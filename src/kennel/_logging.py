@@ -41,19 +41,22 @@ _SECRETS = re.compile(
     r"x-amz-security-token[\"']?\s*[:=]\s*[\"']?|"
     r"(?:aws_)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?|"
     r"(?:aws_)?session_?token[\"']?\s*[:=]\s*[\"']?|"
+    r"(?:new_?|old_?)?password[\"']?\s*[:=]\s*[\"']?|"  # IAM login profiles, console sign-in
+    r"kennel-console=|"  # the console's session cookie
     r"<(?:SecretAccessKey|SessionToken)>"
     r")"
     r"[^\s\"'&,<>]+"
 )
 REDACTED = "***"
+_WORDS = ("signature=", "token", "secret", "password", "kennel-console=")
 
 
 def redact(text: str) -> str:
-    """``text`` with SigV4 signatures, session tokens and secret access keys masked, in the
-    forms they take in headers, query strings, JSON, XML and AWS's ini files."""
+    """``text`` with SigV4 signatures, session tokens, secret access keys, passwords and
+    the console's session cookie masked, in the forms they take in headers, query strings, JSON, XML and AWS's ini files."""
     lowered = text.lower()
     # Every form names one of these; most lines name none, and skip the slower regex.
-    if "signature=" not in lowered and "token" not in lowered and "secret" not in lowered:
+    if not any(word in lowered for word in _WORDS):
         return text
     return _SECRETS.sub(lambda m: m.group(1) + REDACTED, text)
 

@@ -92,3 +92,13 @@ def test_user_code_does_not_get_the_servers_secrets() -> None:
         "KENNEL_DATABASE_URL": "postgresql://kennel:password@db/kennel",
     }
     assert without_server_secrets(environ) == {"PATH": "/usr/bin", "KENNEL_HOME": "/srv/kennel"}
+
+
+def test_passwords_and_the_console_cookie_are_masked() -> None:
+    for line, secret in [
+        ("Action=CreateLoginProfile&UserName=ann&Password=Hunter2hunter2", "Hunter2hunter2"),
+        ('{"user_name": "ann", "password": "Hunter2hunter2"}', "Hunter2hunter2"),
+        ("NewPassword=Corr3ctHorse&OldPassword=Hunter2hunter2", "Corr3ctHorse"),
+        ("cookie: kennel-console=ASIAEXAMPLE.c2VjcmV0; theme=dark", "c2VjcmV0"),
+    ]:
+        assert secret not in redact(line), line

@@ -13,6 +13,7 @@ site cannot send without a CORS preflight this server never grants.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import logging
 import mimetypes
@@ -62,8 +63,7 @@ def cookie_identity(
     scope: dict[str, Any] | Any, ctx: ServerContext, service: str
 ) -> VerifiedIdentity:
     """The caller behind a console session cookie, or the AWS-shaped error to answer."""
-    cookie = _cookie_value(scope)
-    key_id, _, secret = cookie.partition(":")
+    key_id, secret = _session_of(_cookie_value(scope))
     credential = ctx.credentials.lookup(key_id) if key_id.startswith("ASIA") else None
     if credential is None or not hmac.compare_digest(
         credential.secret_access_key.encode(), secret.encode()
@@ -91,6 +91,22 @@ def cookie_identity(
         signed_at=now,
         presigned=False,
     )
+
+
+def _cookie_of(key_id: str, secret: str) -> str:
+    """The cookie's value: the key id and its secret, in characters a cookie may hold
+    unquoted (a secret has "/" and "+")."""
+    return f"{key_id}.{base64.urlsafe_b64encode(secret.encode()).decode().rstrip('=')}"
+
+
+def _session_of(value: str) -> tuple[str, str]:
+    """(key id, secret) of a cookie made by :func:`_cookie_of`; empty strings if it is not."""
+    key_id, _, encoded = value.partition(".")
+    try:
+        secret = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return "", ""
+    return key_id, secret
 
 
 def _cookie_value(scope: dict[str, Any] | Any) -> str:
@@ -201,7 +217,7 @@ class Console:
         response = JSONResponse(shape)
         response.set_cookie(
             COOKIE,
-            f"{credentials['AccessKeyId']}:{credentials['SecretAccessKey']}",
+            _cookie_of(credentials["AccessKeyId"], credentials["SecretAccessKey"]),
             max_age=SESSION_SECONDS,
             path="/",
             httponly=True,
@@ -237,6 +253,9 @@ class Console:
         return None
 
     async def signout(self, request: Request) -> Response:
+        key_id, _ = _session_of(_cookie_value(request.scope))
+        if key_id.startswith("ASIA"):
+            await asyncio.to_thread(self.ctx.iam.end_session, key_id)
         response = JSONResponse({"signed_out": True})
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response

@@ -26,6 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from kennel._errors import (
+    KennelError,
     NotFoundError,
     ValidationError,
 )
@@ -208,12 +209,23 @@ def _user_details(iam: AwsClient, name: str) -> dict[str, Any]:
         "Groups": iam.list_groups_for_user(UserName=name)["Groups"],
         "AccessKeys": keys,
         "MFADevices": iam.list_mfa_devices(UserName=name)["MFADevices"],
+        "LoginProfile": _login_profile(iam, name),
     }
+
+
+def _login_profile(iam: AwsClient, name: str) -> dict[str, Any] | None:
+    """The user's console password's details (never the password), or None without one."""
+    try:
+        return dict(iam.get_login_profile(UserName=name)["LoginProfile"])
+    except KennelError as error:
+        if error.aws_code == "NoSuchEntity":
+            return None
+        raise
 
 
 @users_app.command("describe")
 def describe_user(name: str, as_json: JsonOption = False) -> None:
-    """Show a user: policies (attached and inline), groups, access keys and MFA devices."""
+    """Show a user: policies, groups, access keys, MFA devices and console password."""
     info = _user_details(aws_client("iam"), name)
     if as_json:
         print_json(plain(info))
@@ -237,10 +249,67 @@ def describe_user(name: str, as_json: JsonOption = False) -> None:
     ]
     table.add_row("access keys", "\n".join(keys) or "-")
     table.add_row("mfa", "\n".join(d["SerialNumber"] for d in info["MFADevices"]) or "none")
+    table.add_row("console password", _password_text(info["LoginProfile"]))
     console.print(table)
     for policy, document in info["InlinePolicies"].items():
         console.print(f"\n[bold]inline policy {escape(policy)}[/]")
         console.print(_json_text(document), soft_wrap=True, highlight=False, markup=False)
+
+
+def _password_text(profile: dict[str, Any] | None) -> str:
+    if profile is None:
+        return "none"
+    reset = ", must be changed at next sign-in" if profile["PasswordResetRequired"] else ""
+    return f"set {when(profile['CreateDate'])}{reset}"
+
+
+def _new_password(from_stdin: bool) -> str:
+    """The password from standard input (its first line), or typed twice without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users_app.command("set-password")
+def set_password(
+    name: str,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from standard input (its first line)."
+        ),
+    ] = False,
+    reset_required: Annotated[
+        bool,
+        typer.Option(
+            "--reset-required", help="The user must choose a new password at next sign-in."
+        ),
+    ] = False,
+) -> None:
+    """Set NAME's console password (IAM's login profile): create it, or replace it."""
+    iam = aws_client("iam")
+    iam.get_user(UserName=name)  # an unknown user is refused before the prompt
+    password = _new_password(password_stdin)
+    if _login_profile(iam, name) is None:
+        iam.create_login_profile(
+            UserName=name, Password=password, PasswordResetRequired=reset_required
+        )
+        console.print(f"Set a console password for {name}.")
+    else:
+        iam.update_login_profile(
+            UserName=name, Password=password, PasswordResetRequired=reset_required
+        )
+        console.print(f"Changed the console password of {name}.")
+    if reset_required:
+        console.print("They must choose a new one at next sign-in.", style="dim")
+
+
+@users_app.command("remove-password")
+def remove_password(name: str) -> None:
+    """Remove NAME's console password: they can no longer sign in with one."""
+    aws_client("iam").delete_login_profile(UserName=name)
+    console.print(f"Removed the console password of {name}.")
 
 
 @users_app.command("delete")
@@ -250,14 +319,16 @@ def delete_user(
         bool,
         typer.Option(
             "--force",
-            help="First delete its keys and inline policies, detach its managed "
-            "policies, take it out of its groups and deactivate its MFA devices.",
+            help="First delete its console password, keys and inline policies, detach its "
+            "managed policies, take it out of its groups and deactivate its MFA devices.",
         ),
     ] = False,
 ) -> None:
-    """Delete a user (refused while it has keys, policies or MFA devices, unless --force)."""
+    """Delete a user (refused while it has a password, keys, policies or MFA, unless --force)."""
     iam = aws_client("iam")
     if force:
+        if _login_profile(iam, name) is not None:
+            iam.delete_login_profile(UserName=name)
         _strip_principal(iam, "user", name)
         for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:
             iam.delete_access_key(UserName=name, AccessKeyId=key["AccessKeyId"])

@@ -41,3 +41,10 @@ class StsAccessDeniedError(AuthError):
     """STS's AccessDenied (AssumeRole refused by the trust or the caller's policies)."""
 
     aws_code = "AccessDenied"
+
+
+class PasswordPolicyViolationError(KennelError):
+    """A console password the account's password policy refuses (IAM's 400)."""
+
+    status = 400
+    aws_code = "PasswordPolicyViolation"

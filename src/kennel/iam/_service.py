@@ -8,6 +8,8 @@ dispatcher, and the CLI shows what the AWS CLI would. Every change bumps
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import secrets
@@ -29,6 +31,7 @@ from kennel.iam._errors import (
     InvalidAuthenticationCodeError,
     LimitExceededError,
     NoSuchEntityError,
+    PasswordPolicyViolationError,
     StsAccessDeniedError,
 )
 from kennel.iam._keys import SecretBox, new_access_key_id, new_secret_access_key
@@ -40,6 +43,7 @@ from kennel.store import (
     Group,
     GroupMember,
     InlinePolicy,
+    LoginProfile,
     ManagedPolicy,
     MfaDevice,
     PolicyAttachment,
@@ -65,6 +69,12 @@ _ROLE_DESCRIPTION = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
 _XML_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 """What the Query protocol's XML answers can carry (a policy's Description is otherwise free)."""
 MAX_DESCRIPTION = 1000
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+"""scrypt's cost (16 MiB, some 50 ms a check); stored with each hash, so raising it later
+leaves the passwords hashed before still checkable."""
+_SCRYPT_MAXMEM = 64 * 2**20
 SERVICE_PRINCIPALS = frozenset({"lambda.amazonaws.com", "sagemaker.amazonaws.com"})
 
 
@@ -111,6 +121,55 @@ def _check_description(description: str, pattern: re.Pattern[str], rule: str) ->
 
 def _doc_text(document: str | dict[str, Any]) -> str:
     return document if isinstance(document, str) else json.dumps(document)
+
+
+def _check_password(password: str) -> str:
+    if not isinstance(password, str) or not (
+        MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH
+    ):
+        raise PasswordPolicyViolationError(
+            f"Password should have a minimum length of {MIN_PASSWORD_LENGTH} and a maximum "
+            f"length of {MAX_PASSWORD_LENGTH} characters."
+        )
+    return password
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=32
+    )
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$N$r$p$<salt b64>$<hash b64>``, with a fresh 16-byte salt."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    b64 = base64.b64encode
+    return (
+        f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}$"
+        f"{b64(salt).decode('ascii')}${b64(digest).decode('ascii')}"
+    )
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Whether ``password`` hashes to ``stored``, in about the same time whatever the answer
+    (no stored hash, or one kennel cannot read, still costs one scrypt: no user oracle)."""
+    n, r, p, salt, expected = SCRYPT_N, SCRYPT_R, SCRYPT_P, bytes(16), b""
+    try:
+        scheme, n_text, r_text, p_text, salt_text, hash_text = (stored or "").split("$")
+        if scheme == "scrypt":
+            n, r, p = int(n_text), int(r_text), int(p_text)
+            salt = base64.b64decode(salt_text, validate=True)
+            expected = base64.b64decode(hash_text, validate=True)
+    except ValueError:
+        expected = b""
+    given = password if isinstance(password, str) else ""
+    try:
+        actual = _scrypt(given, salt, n, r, p)
+    except (ValueError, MemoryError):
+        return False
+    matches = secrets.compare_digest(actual, expected)
+    return matches and bool(expected) and isinstance(password, str)
 
 
 @dataclass(frozen=True)
@@ -324,6 +383,8 @@ class IamService:
                 raise DeleteConflictError("Cannot delete entity, must delete access keys first.")
             if session.scalar(select(MfaDevice).where(MfaDevice.user_name == name)) is not None:
                 raise DeleteConflictError("Cannot delete entity, must remove MFA devices first.")
+            if session.get(LoginProfile, name) is not None:
+                raise DeleteConflictError("Cannot delete entity, must delete login profile first.")
             if session.scalar(select(GroupMember).where(GroupMember.user_name == name)):
                 raise DeleteConflictError(
                     "Cannot delete entity, must remove user from all groups first."
@@ -442,6 +503,91 @@ class IamService:
         with self.db.session() as session:
             key = session.get(AccessKey, key_id)
             return key.user_name if key else None
+
+    # --- login profiles (console passwords) ------------------------------------------
+
+    def _login_profile(self, session: DbSession, user_name: str) -> LoginProfile:
+        self._user(session, user_name)
+        profile = session.get(LoginProfile, user_name)
+        if profile is None:
+            raise NoSuchEntityError(f"Login Profile for User {user_name} cannot be found.")
+        return profile
+
+    def _login_profile_shape(self, profile: LoginProfile) -> dict[str, Any]:
+        return {
+            "LoginProfile": {
+                "UserName": profile.user_name,
+                "CreateDate": _aware(profile.created_at),
+                "PasswordResetRequired": profile.password_reset_required,
+            }
+        }
+
+    def create_login_profile(
+        self, user_name: str, password: str, password_reset_required: bool = False
+    ) -> dict[str, Any]:
+        _check_password(password)
+        with self.db.session() as session:
+            self._user(session, user_name)
+            if session.get(LoginProfile, user_name) is not None:
+                raise EntityAlreadyExistsError(
+                    f"Login Profile for user {user_name} already exists."
+                )
+            profile = LoginProfile(
+                user_name=user_name,
+                password_hash=hash_password(password),
+                password_reset_required=password_reset_required,
+                created_at=self.clock(),
+            )
+            session.add(profile)
+            session.flush()
+            return self._login_profile_shape(profile)
+
+    def get_login_profile(self, user_name: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return self._login_profile_shape(self._login_profile(session, user_name))
+
+    def update_login_profile(
+        self,
+        user_name: str,
+        password: str | None = None,
+        password_reset_required: bool | None = None,
+    ) -> None:
+        if password is not None:
+            _check_password(password)
+        with self.db.session() as session:
+            profile = self._login_profile(session, user_name)
+            if password is not None:
+                profile.password_hash = hash_password(password)
+            if password_reset_required is not None:
+                profile.password_reset_required = password_reset_required
+
+    def delete_login_profile(self, user_name: str) -> None:
+        with self.db.session() as session:
+            session.delete(self._login_profile(session, user_name))
+
+    def check_password(self, user_name: str, password: str) -> bool:
+        """Whether ``password`` is the user's console password; False, never an error, for
+        a wrong one, an unknown user or a user without one (each taking as long)."""
+        with self.db.session() as session:
+            profile = session.get(LoginProfile, user_name) if isinstance(user_name, str) else None
+            stored = profile.password_hash if profile is not None else None
+        return verify_password(password, stored)
+
+    def console_session(self, user_name: str, seconds: int) -> dict[str, Any]:
+        """Temporary credentials for a user the console signed in (as GetSessionToken makes:
+        an ASIA key acting as the user), once it has checked a password or a secret key."""
+        self._check_duration(seconds, MAX_USER_SESSION_SECONDS)
+        with self.db.session() as session:
+            user = self._user(session, user_name)
+            credentials = self._new_session(
+                session,
+                kind="user",
+                principal_name=user.name,
+                principal_arn=user.arn,
+                source_arn=user.arn,
+                seconds=seconds,
+            )
+        return {"Credentials": credentials}
 
     # --- groups ----------------------------------------------------------------------
 
@@ -1246,6 +1392,13 @@ class IamService:
                 _aware(row.expires_at),
                 row.principal_arn,
             )
+
+    def end_session(self, access_key_id: str) -> None:
+        """Forget a temporary key now (the console's sign-out): it stops working at once on
+        this server and within the credential cache's few seconds on others."""
+        with self.db.session() as session:
+            session.execute(delete(Session).where(Session.access_key_id == access_key_id))
+        self._changed()
 
     def purge_expired_sessions(self, older_than: timedelta = timedelta(days=1)) -> int:
         """Delete temporary keys that expired more than ``older_than`` ago."""

@@ -388,6 +388,20 @@ class MfaDevice(Base):
     last_code_step: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class LoginProfile(Base):
+    """A user's console password (IAM's login profile), kept only as a scrypt hash."""
+
+    __tablename__ = "iam_login_profiles"
+
+    user_name: Mapped[str] = mapped_column(
+        ForeignKey("users.name", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str] = mapped_column(Text)
+    """``scrypt$N$r$p$<salt b64>$<hash b64>``: the parameters travel with the hash."""
+    password_reset_required: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ResourcePolicy(Base):
     """A resource-based policy (a function's permissions from ``add-permission``)."""
 

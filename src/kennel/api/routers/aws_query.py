@@ -70,6 +70,14 @@ def _bool(params: Params, name: str) -> bool:
     return str(params.get(name, "false")).lower() == "true"
 
 
+def _optional_bool(params: Params, name: str) -> bool | None:
+    """A boolean the caller may leave out (None), as UpdateLoginProfile's reset flag."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    return str(raw).lower() == "true"
+
+
 def _list(params: Params, name: str) -> list[Any]:
     value = params.get(name)
     return value if isinstance(value, list) else []
@@ -249,6 +257,30 @@ IAM_OPERATIONS: dict[str, Operation] = {
             + (x.iam.user_of_key(_required(p, "AccessKeyId")) or "*")
         ),
         lambda x, p, c: x.iam.get_access_key_last_used(_required(p, "AccessKeyId")),
+    ),
+    "CreateLoginProfile": Operation(
+        "iam:CreateLoginProfile",
+        _USER,
+        lambda x, p, c: x.iam.create_login_profile(
+            _user_name(p, c), _required(p, "Password"), _bool(p, "PasswordResetRequired")
+        ),
+    ),
+    "GetLoginProfile": Operation(
+        "iam:GetLoginProfile", _USER, lambda x, p, c: x.iam.get_login_profile(_user_name(p, c))
+    ),
+    "UpdateLoginProfile": Operation(
+        "iam:UpdateLoginProfile",
+        _USER,
+        lambda x, p, c: x.iam.update_login_profile(
+            _required(p, "UserName"),
+            password=p.get("Password"),
+            password_reset_required=_optional_bool(p, "PasswordResetRequired"),
+        ),
+    ),
+    "DeleteLoginProfile": Operation(
+        "iam:DeleteLoginProfile",
+        _USER,
+        lambda x, p, c: x.iam.delete_login_profile(_user_name(p, c)),
     ),
     "CreateGroup": Operation(
         "iam:CreateGroup",
