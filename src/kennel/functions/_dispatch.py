@@ -428,6 +428,8 @@ class FunctionRuntime:
             raise
         try:
             env, cold = await self._acquire(fn)
+            # A flush may have swapped the period's counters while this waited.
+            counters = self._counters[fn.name]
             counters.invocations += 1
             totals.invocations += 1
             concurrency = self._busy[fn.name]
@@ -451,6 +453,7 @@ class FunctionRuntime:
             self._busy[fn.name] -= 1
             if unreserved:
                 self._unreserved_busy -= 1
+        counters = self._counters[fn.name]  # the run, too, may have spanned a flush
         if result.kind != "ok":
             counters.errors += 1
             totals.errors += 1
