@@ -246,6 +246,8 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("cloudtrail", "LookupEvents", "Read", "*"),
     ("access-analyzer", "StartPolicyGeneration", "Read", "*"),
     ("access-analyzer", "ListFindings", "Read", "*"),
+    # Policy linting without saving (the console's policy editor validates with it)
+    ("access-analyzer", "ValidatePolicy", "Read", "*"),
 ]
 
 ACTIONS: dict[str, Action] = {
