@@ -142,6 +142,7 @@ BUILTIN_POLICIES: tuple[BuiltinPolicy, ...] = (
                     "logs:FilterLogEvents",
                     "access-analyzer:List*",
                     "access-analyzer:Get*",
+                    "access-analyzer:ValidatePolicy",
                 ],
                 "Resource": "*",
             }
