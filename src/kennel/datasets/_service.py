@@ -9,6 +9,7 @@ files, so nothing half-written is left (a crash mid-way is cleaned up by ``recov
 from __future__ import annotations
 
 import logging
+import mimetypes
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,12 +33,20 @@ from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.datasets._archive import ExtractLimits, archive_kind, safe_extract
 from kennel.datasets._demo import make_demo
-from kennel.datasets._layout import DatasetSummary, find_dataset_root, validate_layout
+from kennel.datasets._layout import (
+    IMAGE_SUFFIXES,
+    SPLITS,
+    DatasetSummary,
+    find_dataset_root,
+    validate_layout,
+)
 from kennel.store import ArtifactStore, Database, Dataset
 
 log = logging.getLogger(__name__)
 
 CREATING, AVAILABLE = "Creating", "Available"
+SAMPLE_MAX_BYTES = 8 * 2**20
+"""A sample image is shown in a page: anything bigger is not a photo worth sending."""
 
 
 def dataset_to_dict(row: Dataset) -> dict[str, Any]:
@@ -77,6 +86,37 @@ class DatasetService:
             if row is None:
                 raise _not_found(name)
             return dataset_to_dict(row)
+
+    def sample(self, name: str, split: str, class_name: str, index: int) -> tuple[bytes, str]:
+        """The ``index``-th image (in name order) of a class in a split, and its media type:
+        what the console shows as a data set's sample images."""
+        row = self.describe(name)
+        if split not in SPLITS or class_name not in row["classes"]:
+            raise NotFoundError(
+                f"Data set {name!r} has no class {class_name!r} in a split {split!r}.",
+                hint=f"Its splits are {', '.join(SPLITS)}; its classes: kennel datasets describe "
+                f"{name}",
+            )
+        keys = [
+            key
+            for key in self.artifacts.list(f"datasets/{name}/{split}/{class_name}")
+            if Path(key).suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if index >= len(keys):
+            raise NotFoundError(
+                f"Class {class_name!r} of {name!r} has {len(keys)} images in {split}; "
+                f"there is no image {index}.",
+                hint="Images are numbered from 0.",
+            )
+        with self.artifacts.open(keys[index]) as f:
+            data = f.read(SAMPLE_MAX_BYTES + 1)
+        if len(data) > SAMPLE_MAX_BYTES:
+            raise PayloadTooLargeError(
+                f"{Path(keys[index]).name} is larger than {SAMPLE_MAX_BYTES} bytes; "
+                "it is not sent as a sample."
+            )
+        media = mimetypes.guess_type(keys[index])[0] or "application/octet-stream"
+        return data, media
 
     # Creation -----------------------------------------------------------------
 

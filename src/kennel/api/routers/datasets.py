@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi import Path as PathParam
 from pydantic import Field, model_validator
 
 from kennel._errors import ValidationError
@@ -74,6 +75,23 @@ def list_datasets(ctx: Context) -> dict[str, Any]:
 @router.get("/{name}", dependencies=[authorize("kennel:DescribeDataset", path="name")])
 def describe_dataset(name: str, ctx: Context) -> dict[str, Any]:
     return ctx.datasets.describe(name)
+
+
+@router.get(
+    "/{name}/samples/{split}/{class_name}/{index}",
+    # A sample is part of what describing a data set shows: the same permission reads it.
+    dependencies=[authorize("kennel:DescribeDataset", path="name")],
+)
+def dataset_sample(
+    name: str, split: str, class_name: str, ctx: Context, index: int = PathParam(ge=0, le=10_000)
+) -> Response:
+    """One image of a class (the ``index``-th in name order), as its own media type."""
+    data, media = ctx.datasets.sample(name, split, class_name, index)
+    return Response(
+        data,
+        media_type=media,
+        headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.delete(
