@@ -2,7 +2,7 @@
 // a fresh `page` (its parameters, an AbortSignal, and timers that stop when you leave).
 
 import { onSignedOut } from "./api.js";
-import { button, errorBox, fill, h, toast } from "./ui.js";
+import { button, errorBox, fill, h, pageHeader, toast } from "./ui.js";
 import overview from "./pages/overview.js";
 import datasets from "./pages/datasets.js";
 import training from "./pages/training.js";
@@ -151,7 +151,8 @@ async function render() {
       await route.render(main, page);
     } catch (error) {
       if (page.left || error.name === "AbortError") return;
-      fill(main, errorBox(error));
+      // Keep the page's name above the error: a denied page still says where you are.
+      fill(main, pageHeader(navLabel(path)), errorBox(error));
     }
     if (!page.left) {
       const heading = main.querySelector("h1");
@@ -162,6 +163,13 @@ async function render() {
     return;
   }
   fill(main, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, `Nothing in the console at ${path}.`), h("a", { href: "#/" }, "Overview"));
+}
+
+/** The label of the navigation entry that holds `path` (the longest match). */
+function navLabel(path) {
+  const holders = navItems.filter((item) => (item.match === "/" ? path === "/" : path.startsWith(item.match)));
+  holders.sort((a, b) => b.match.length - a.match.length);
+  return holders.length ? holders[0].label : "kennel";
 }
 
 async function signOut() {
