@@ -172,7 +172,7 @@ export async function chart(el, traces, layout = {}, title = "") {
   const Plotly = await loadPlotly();
   if (!el.isConnected) return;
   el.classList.add("chart");
-  el.setAttribute("role", "img");
+  el.setAttribute("role", "figure"); // not "img": Plotly puts buttons inside
   if (title) el.setAttribute("aria-label", title);
   const base = {
     margin: { l: 48, r: 16, t: title ? 36 : 12, b: 40 },
