@@ -95,7 +95,7 @@ PREFIX = "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, 
 ONE_COLON = "Actions/Condition can contain only one colon."
 
 _TOP_KEYS = {"Version", "Statement", "Id"}
-_STATEMENT_KEYS = {
+STATEMENT_KEYS = (
     "Sid",
     "Effect",
     "Principal",
@@ -105,7 +105,7 @@ _STATEMENT_KEYS = {
     "Resource",
     "NotResource",
     "Condition",
-}
+)
 _PARTITIONS = {"aws", "aws-cn", "aws-us-gov"}
 _REGION_ERRORS = {
     "iam": "IAM resource {resource} cannot contain region information.",
@@ -342,7 +342,7 @@ def _syntax_checks(document: dict[str, Any], statements: list[Any], kind: Policy
     if not statements:
         raise _fail(SYNTAX)
     for statement in statements:
-        if not isinstance(statement, dict) or set(statement) - _STATEMENT_KEYS:
+        if not isinstance(statement, dict) or set(statement).difference(STATEMENT_KEYS):
             raise _fail(SYNTAX)
         if statement.get("Effect") not in ("Allow", "Deny"):
             raise _fail(SYNTAX)
