@@ -53,7 +53,8 @@ _WORDS = ("signature=", "token", "secret", "password", "kennel-console=")
 
 def redact(text: str) -> str:
     """``text`` with SigV4 signatures, session tokens, secret access keys, passwords and
-    the console's session cookie masked, in the forms they take in headers, query strings, JSON, XML and AWS's ini files."""
+    the console's session cookie masked, in the forms they take in headers, query
+    strings, JSON, XML and AWS's ini files."""
     lowered = text.lower()
     # Every form names one of these; most lines name none, and skip the slower regex.
     if not any(word in lowered for word in _WORDS):

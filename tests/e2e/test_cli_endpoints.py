@@ -31,10 +31,12 @@ def test_model_config_endpoint_invoke_metrics_delete(server: RunningServer, tmp_
     assert made["kind"] == "custom" and made["environment"] == {"GREETING": "hi"}
     assert "cli-echo" in kennel(env, "models", "list").stdout
 
-    kennel(
+    config = kennel(
         env, "endpoint-configs", "create", "cli-echo-config",
         "-v", "model=cli-echo,instance-type=ml.t3.medium,count=1",
+        "--capture", "100", "--capture-options", "Input", "--capture-max-bytes", "4096",
     )  # fmt: skip
+    assert "100% of requests, Input" in config.stdout
     created = kennel(env, "endpoints", "create", "cli-echo-ep", "--config", "cli-echo-config")
     assert "InService" in created.stdout
 
@@ -50,6 +52,13 @@ def test_model_config_endpoint_invoke_metrics_delete(server: RunningServer, tmp_
 
     described = json.loads(kennel(env, "endpoints", "describe", "cli-echo-ep", "--json").stdout)
     assert described["production_variants"][0]["instance_type"] == "ml.t3.medium"
+    assert described["data_capture"] == {
+        "enable_capture": True,
+        "sampling_percentage": 100,
+        "capture_options": ["Input"],
+        "max_payload_bytes": 4096,
+    }
+    assert "100% of requests" in kennel(env, "endpoints", "describe", "cli-echo-ep").stdout
     assert "cli-echo-ep" in kennel(env, "endpoints", "list").stdout
 
     deadline = time.monotonic() + 20

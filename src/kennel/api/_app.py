@@ -27,6 +27,7 @@ from kennel.api.routers import (
     lambda_api,
     metrics,
     models,
+    monitoring,
     notebooks,
     stacks,
     status,
@@ -45,6 +46,7 @@ ROUTERS = (
     uploads,
     models,
     endpoints,
+    monitoring,
     lambda_api,
     functions,
     notebooks,
@@ -74,6 +76,7 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
         ctx.ray.start_in_background()
         ctx.endpoints.start()
         ctx.autoscaler.start()
+        ctx.monitoring.start()
         ctx.access_log.start()
         await ctx.function_runtime.start()
         keeper = asyncio.create_task(_keep_signal_handlers(ctx))
@@ -84,8 +87,10 @@ def create_control_plane(ctx: ServerContext) -> FastAPI:
             keeper.cancel()
             recorder.cancel()
             await ctx.function_runtime.stop()
+            await asyncio.to_thread(ctx.monitoring.stop)
             await asyncio.to_thread(ctx.autoscaler.stop)
             await asyncio.to_thread(ctx.endpoints.shutdown)
+            await asyncio.to_thread(ctx.capture.close)
             # Tuning first: its controllers must not launch trials into a stopping training.
             await asyncio.to_thread(ctx.tuning.shutdown)
             await asyncio.to_thread(ctx.training.shutdown)

@@ -11,6 +11,7 @@ from kennel._settings import Settings
 from kennel.cluster import RayCluster
 from kennel.datasets._service import DatasetService
 from kennel.endpoints._autoscaler import Autoscaler
+from kennel.endpoints._capture import CaptureWriter
 from kennel.endpoints._models import ModelService
 from kennel.endpoints._scaling import ScalingService
 from kennel.endpoints._service import EndpointService
@@ -21,6 +22,7 @@ from kennel.iam._bootstrap import ADMIN_USER, BootstrapResult, bootstrap, write_
 from kennel.iam._credentials import CredentialStore
 from kennel.iam._keys import SecretBox
 from kennel.iam._service import IamService
+from kennel.monitoring._service import MonitoringService
 from kennel.notebooks import NotebookService
 from kennel.stack._record import StackService
 from kennel.store import ArtifactStore, Database
@@ -40,6 +42,7 @@ class ServerContext:
     training: TrainingService
     tuning: TuningService
     models: ModelService
+    monitoring: MonitoringService
     endpoints: EndpointService
     scaling: ScalingService
     autoscaler: Autoscaler
@@ -50,6 +53,8 @@ class ServerContext:
     iam: IamService
     authorizer: Authorizer
     access_log: AccessLog
+    capture: CaptureWriter
+    """Writes the data plane's sampled requests to the artifact store (data capture)."""
     started_at: float = field(default_factory=time.time)
     pid: int = field(default_factory=os.getpid)
 
@@ -91,8 +96,15 @@ def build_context(settings: Settings) -> ServerContext:
     training.recover(restarted_at)
     tuning = TuningService(db, settings, training)
     tuning.recover(restarted_at)
+    monitoring = MonitoringService(db, artifacts, settings)
+    monitoring.recover()
     models = ModelService(
-        db, artifacts, settings, account_id=account.account_id, region=account.region
+        db,
+        artifacts,
+        settings,
+        account_id=account.account_id,
+        region=account.region,
+        on_created=monitoring.on_model_created,
     )
     endpoints = EndpointService(
         db,
@@ -123,6 +135,7 @@ def build_context(settings: Settings) -> ServerContext:
         training=training,
         tuning=tuning,
         models=models,
+        monitoring=monitoring,
         endpoints=endpoints,
         scaling=scaling,
         autoscaler=Autoscaler(endpoints, scaling, settings),
@@ -143,4 +156,5 @@ def build_context(settings: Settings) -> ServerContext:
         iam=iam,
         authorizer=Authorizer(iam, access_log),
         access_log=access_log,
+        capture=CaptureWriter(artifacts),
     )

@@ -10,6 +10,11 @@ ModelNotReadyException 429, InternalFailure 500, ServiceUnavailable 503.
 It is a bare ASGI layer in front of the FastAPI app (after the SigV4 check), not a route:
 the gateway's overhead budget (p50 <= 1 ms over calling the instance directly) leaves no
 room for request objects, dependency injection or validation models on this path.
+
+Data capture costs a request nothing unless it is sampled: an attribute check (the variant's
+capture settings) and, when capture is on, one random draw. A sampled 2xx answer gets
+``x-kennel-capture-event-id`` and, once sent, is handed to the capture writer's in-memory
+queue (``kennel.endpoints._capture``); encoding and writing happen in its thread.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from kennel._errors import KennelError
 from kennel.api._auth import Message, Receive, Scope, Send
 from kennel.api._authz import authorize_hot
 from kennel.api._context import ServerContext
+from kennel.endpoints._capture import EVENT_ID_HEADER
 from kennel.endpoints._routing import Backend, EndpointRoute, VariantRoute
 from kennel.endpoints._upstream import UpstreamError, UpstreamTimeout
 from kennel.iam._actions import ACTIONS
@@ -75,6 +81,8 @@ class DataPlane:
         self.routes = ctx.endpoints.routes
         self.timeout = ctx.settings.endpoint_model_timeout_seconds
         self.arn_prefix = ACTIONS[INVOKE_ACTION].arn(ctx.region, ctx.account_id, "")
+        self.capture = ctx.capture
+        self._draw = ctx.capture.random
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -120,7 +128,7 @@ class DataPlane:
                     "1 validation error detected: Value at 'inferenceId' failed to satisfy "
                     f"constraint: Member must have length less than or equal to {MAX_INFERENCE_ID}"
                 )
-            await self._forward(route, variant, forward, body, started, send)
+            await self._forward(route, variant, forward, body, started, send, inference_id)
         except InvokeError as error:
             await _send_error(send, error)
         except Exception as error:
@@ -186,6 +194,7 @@ class DataPlane:
         body: bytes,
         started: float,
         send: Send,
+        inference_id: bytes | None = None,
     ) -> None:
         tried: Backend | None = None
         while True:
@@ -250,7 +259,23 @@ class DataPlane:
             custom = response.headers.get(_CUSTOM)
             if custom is not None:
                 out.append((_CUSTOM, custom))
+            capture = variant.capture
+            if capture is None or self._draw() >= capture.fraction:
+                await _send(send, 200, out, response.body)
+                return
+            event_id = self.capture.new_event_id()
+            out.append((EVENT_ID_HEADER, event_id.encode()))
             await _send(send, 200, out, response.body)
+            self.capture.submit(
+                capture,
+                variant.name,
+                event_id,
+                None if inference_id is None else inference_id.decode("latin-1"),
+                body,
+                headers[0][1].decode("latin-1"),
+                response.body,
+                out[0][1].decode("latin-1"),
+            )
             return
         self._record(variant, status, sent_at, started, model_error=True)
         original = response.body.decode("utf-8", errors="replace")

@@ -137,6 +137,7 @@ def render(ctx: ServerContext, live: LiveState) -> bytes:
     """The whole exposition (reads the store: call off the event loop)."""
     families: list[Metric] = [*_server(live)]
     families += _endpoints(ctx, live)
+    families.append(_data_capture(ctx))
     families += _functions(ctx, live)
     families += _training(ctx)
     families += _tuning(ctx)
@@ -198,6 +199,28 @@ def _by_status(name: str, documentation: str, rows: Iterable[Any], label: str) -
     family = gauge(name, documentation, [label])
     for status, count in sorted(rows):
         family.add_metric([str(status)], float(count))
+    return family
+
+
+# --- data capture --------------------------------------------------------------------------
+
+
+def _data_capture(ctx: ServerContext) -> Metric:
+    """The capture writer's counts: plain ints, safe to read from this thread."""
+    stats = ctx.capture.stats
+    family = counter(
+        "kennel_data_capture_records",
+        "Sampled invocations by outcome since the server started: captured (queued), "
+        "dropped (queue full), written (to the artifact store), failed (a write failed).",
+        ["outcome"],
+    )
+    for outcome, value in (
+        ("captured", stats.captured),
+        ("dropped", stats.dropped),
+        ("written", stats.written),
+        ("failed", stats.failed),
+    ):
+        family.add_metric([outcome], float(value))
     return family
 
 

@@ -13,6 +13,7 @@ from kennel.cli import (
     functions,
     iam,
     load,
+    monitoring,
     notebooks,
     scaling,
     server,
@@ -45,6 +46,10 @@ app.add_typer(endpoints.models_app, name="models")
 app.add_typer(endpoints.configs_app, name="endpoint-configs")
 endpoints.endpoints_app.add_typer(scaling.app, name="scaling")
 endpoints.endpoints_app.command("activities")(scaling.activities)
+endpoints.endpoints_app.command("monitor")(monitoring.monitor)
+endpoints.endpoints_app.command("monitor-report")(monitoring.monitor_report)
+endpoints.endpoints_app.command("monitoring-schedule")(monitoring.monitoring_schedule)
+endpoints.endpoints_app.command("labels")(monitoring.labels)
 app.add_typer(endpoints.endpoints_app, name="endpoints")
 app.command("deploy")(endpoints.deploy)
 app.command("invoke")(endpoints.invoke)

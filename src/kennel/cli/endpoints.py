@@ -200,13 +200,78 @@ def create_config(
             help="model=M[,name=AllTraffic][,instance-type=ml.m5.large][,count=1][,weight=1]",
         ),
     ],
+    capture: CaptureOption = None,
+    capture_options: CaptureOptionsOption = None,
+    capture_max_bytes: CaptureMaxBytesOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an endpoint config with one or more production variants."""
     variants = [_variant(text) for text in variant]
+    body: dict[str, Any] = {"name": name, "variants": variants}
+    data_capture = _data_capture(capture, capture_options, capture_max_bytes)
+    if data_capture is not None:
+        body["data_capture"] = data_capture
     with client() as api:
-        info = api.post(CONFIGS, {"name": name, "variants": variants})
+        info = api.post(CONFIGS, body)
     _show_config(info, as_json)
+
+
+CaptureOption = Annotated[
+    int | None,
+    typer.Option(
+        "--capture",
+        min=0,
+        max=100,
+        help="Capture this percentage of requests (data capture, for model monitoring).",
+    ),
+]
+CaptureOptionsOption = Annotated[
+    str | None,
+    typer.Option("--capture-options", help="What to capture: Input, Output or Input,Output."),
+]
+CaptureMaxBytesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--capture-max-bytes",
+        min=0,
+        help="Payloads above this many bytes are stored by reference (default 1 MiB).",
+    ),
+]
+
+
+def _data_capture(
+    percentage: int | None, options: str | None, max_bytes: int | None
+) -> dict[str, Any] | None:
+    """The config's ``data_capture`` block from the CLI options; None: no capture."""
+    if percentage is None:
+        if options is not None or max_bytes is not None:
+            raise ValidationError(
+                "--capture-options and --capture-max-bytes need --capture PCT.",
+                hint="e.g. --capture 20 --capture-options Input,Output",
+            )
+        return None
+    block: dict[str, Any] = {"enable_capture": True, "sampling_percentage": percentage}
+    if options is not None:
+        names = {"input": "Input", "output": "Output"}
+        parts = [p.strip().lower() for p in options.split(",") if p.strip()]
+        if not parts or any(p not in names for p in parts):
+            raise ValidationError(
+                f"--capture-options {options!r} must be Input, Output or Input,Output."
+            )
+        block["capture_options"] = sorted({names[p] for p in parts})
+    if max_bytes is not None:
+        block["max_payload_bytes"] = max_bytes
+    return block
+
+
+def _capture_text(data_capture: dict[str, Any] | None) -> str:
+    if not data_capture or not data_capture.get("enable_capture", True):
+        return "off"
+    return (
+        f"{data_capture['sampling_percentage']}% of requests, "
+        f"{'+'.join(data_capture['capture_options'])}, "
+        f"payloads over {human_bytes(data_capture['max_payload_bytes'])} by reference"
+    )
 
 
 def _variant(text: str) -> dict[str, Any]:
@@ -274,6 +339,7 @@ def _show_config(info: dict[str, Any], as_json: bool) -> None:
     table.add_row("name", info["name"])
     table.add_row("arn", info["arn"])
     table.add_row("variants", _variants_text(info["variants"]))
+    table.add_row("data capture", _capture_text(info.get("data_capture")))
     console.print(table)
 
 
@@ -487,6 +553,7 @@ def _show_endpoint(info: dict[str, Any], as_json: bool) -> None:
         )
     for key, share in (info.get("traffic") or {}).items():
         table.add_row("  traffic", f"{key}: {share:.0%}")
+    table.add_row("data capture", _capture_text(info.get("data_capture")))
     last = info.get("last_deployment") or {}
     if last:
         colour = {"RolledBack": "red", "Succeeded": "green"}.get(last["status"], "white")
@@ -523,6 +590,7 @@ def deploy(
     name: Annotated[str, typer.Option("--name", help="The endpoint's name.")],
     instance_type: Annotated[str, typer.Option(help="e.g. ml.m5.large")] = "ml.m5.large",
     count: Annotated[int, typer.Option(help="Instances.")] = 1,
+    capture: CaptureOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy a job's model (or a model) as an endpoint: model, config, endpoint in one go.
@@ -535,7 +603,11 @@ def deploy(
         config = f"{name[:40]}-{stamp}"
         variant = {"model_name": model, "instance_type": instance_type}
         variant["initial_instance_count"] = count  # type: ignore[assignment]
-        api.post(CONFIGS, {"name": config, "variants": [variant]})
+        body: dict[str, Any] = {"name": config, "variants": [variant]}
+        data_capture = _data_capture(capture, None, None)
+        if data_capture is not None:
+            body["data_capture"] = data_capture
+        api.post(CONFIGS, body)
         try:
             api.get(f"{ENDPOINTS}/{path_segment(name)}")
             exists = True

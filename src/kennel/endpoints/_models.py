@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,16 @@ class ModelService:
         *,
         account_id: str,
         region: str,
+        on_created: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.artifacts = artifacts
         self.settings = settings
         self.account_id = account_id
         self.region = region
+        self.on_created = on_created
+        """Called with a new model's name once its row exists (the server computes its
+        monitoring baseline there); its failures are logged, never the create's."""
 
     # Reads ------------------------------------------------------------------
 
@@ -101,6 +106,11 @@ class ModelService:
         except BaseException:
             self.artifacts.delete(prefix)
             raise
+        if self.on_created is not None:
+            try:
+                self.on_created(spec.name)
+            except Exception:
+                log.exception("the hook after creating model %s failed", spec.name)
         return self.describe(spec.name)
 
     def delete(self, name: str) -> None:

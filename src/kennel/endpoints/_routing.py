@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from kennel.endpoints._capture import CaptureSettings
 from kennel.endpoints._upstream import UpstreamPool
 from kennel.store._histogram import Histogram
 
@@ -154,6 +155,8 @@ class VariantRoute:
     one is being started, so the request may wait for it. Called on the event loop."""
     held: int = 0
     """Requests waiting for a first instance (event loop only)."""
+    capture: CaptureSettings | None = None
+    """Data capture of the deployment's endpoint config; None: nothing is captured."""
 
     def healthy(self) -> list[Backend]:
         return [b for b in self.backends if b.healthy]

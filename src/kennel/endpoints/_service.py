@@ -46,6 +46,7 @@ from kennel._names import check_name
 from kennel._settings import Settings
 from kennel.cluster import RayCluster
 from kennel.cluster._catalog import InstanceType, instance_type
+from kennel.endpoints._capture import capture_settings
 from kennel.endpoints._models import ModelService, arn
 from kennel.endpoints._routing import (
     Backend,
@@ -157,6 +158,7 @@ def config_to_dict(row: EndpointConfig) -> dict[str, Any]:
         "name": row.name,
         "arn": row.arn,
         "variants": list(row.variants),
+        "data_capture": dict(row.data_capture) if row.data_capture else None,
         "created_at": row.created_at.isoformat(),
     }
 
@@ -222,6 +224,9 @@ class EndpointService:
                     name=spec.name,
                     arn=arn(self.region, self.account_id, "endpoint-config", spec.name),
                     variants=[v.model_dump() for v in spec.variants],
+                    data_capture=(
+                        spec.data_capture.model_dump() if spec.data_capture is not None else None
+                    ),
                 )
             )
         return self.describe_config(spec.name)
@@ -274,7 +279,11 @@ class EndpointService:
             row = session.get(Endpoint, name)
             if row is None:
                 raise endpoint_not_found(name)
-            return self._to_dict(row)
+            info = self._to_dict(row)
+            config = session.get(EndpointConfig, row.config_name)
+            capture = config.data_capture if config is not None else None
+            info["data_capture"] = dict(capture) if capture else None
+            return info
 
     def _to_dict(self, row: Endpoint, *, brief: bool = False) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -579,6 +588,7 @@ class EndpointService:
         """
         config = self.describe_config(config_name)
         counts = counts or {}
+        capture = capture_settings(endpoint, config["data_capture"])
         variants: list[LiveVariant] = []
         for spec in config["variants"]:
             try:
@@ -598,6 +608,7 @@ class EndpointService:
                         totals=self.totals.setdefault(
                             (endpoint, spec["variant_name"]), VariantTotals()
                         ),
+                        capture=capture,
                     ),
                 )
             )

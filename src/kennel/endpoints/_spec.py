@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from kennel._spec import Spec
+from kennel.endpoints._capture import DataCaptureSpec
 
 DEFAULT_VARIANT = "AllTraffic"
 """SageMaker's name for the only variant of a simple endpoint."""
@@ -42,6 +43,8 @@ class EndpointConfigSpec(Spec):
 
     name: str
     variants: list[VariantSpec] = Field(min_length=1, max_length=10)
+    data_capture: DataCaptureSpec | None = None
+    """Sample requests and responses into the artifact store (None: no capture)."""
 
     @field_validator("variants")
     @classmethod

@@ -1,6 +1,2 @@
-"""Model monitoring: data capture, baselines, drift and accuracy reports.
-
-Keep this module free of imports: ``kennel.endpoints`` imports
-``kennel.monitoring._capture`` (the data-capture spec), so anything imported here would be
-loaded by every endpoint import and could make an import cycle.
-"""
+"""Model monitoring: baselines, drift and accuracy of what an endpoint's data capture
+recorded (the capture itself is the endpoint's: ``kennel.endpoints._capture``)."""

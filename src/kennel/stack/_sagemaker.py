@@ -25,6 +25,7 @@ from kennel._errors import (
     UnexpectedStatusError,
     ValidationError,
 )
+from kennel.endpoints._capture import DataCaptureSpec
 from kennel.endpoints._scaling_spec import NAMESPACE, ScalingSpec, resource_id
 from kennel.stack._schema import (
     DatasetBlock,
@@ -422,9 +423,22 @@ class ModelHandler:
 # Endpoints ------------------------------------------------------------------------------
 
 
-def config_name(endpoint: str, variants: list[dict[str, Any]]) -> str:
-    """The endpoint config a stack makes for these variants: ``{endpoint}-{hash8}``."""
-    return f"{endpoint}-{fingerprint({'variants': variants})[:8]}"
+def config_name(
+    endpoint: str, variants: list[dict[str, Any]], data_capture: dict[str, Any] | None = None
+) -> str:
+    """The endpoint config a stack makes for these variants (and data capture):
+    ``{endpoint}-{hash8}``; without capture the hash is what it was before capture existed,
+    so existing stacks see no change."""
+    identity: dict[str, Any] = {"variants": variants}
+    if data_capture is not None:
+        identity["data_capture"] = data_capture
+    return f"{endpoint}-{fingerprint(identity)[:8]}"
+
+
+def _data_capture(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The block's data capture as the endpoint-configs API takes it (defaults filled in)."""
+    raw = spec.get("data_capture")
+    return None if raw is None else DataCaptureSpec.model_validate(raw).model_dump()
 
 
 def _variants(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -497,7 +511,7 @@ class EndpointHandler:
 
     def plan(self, ctx: StackContext, address: Address, spec: dict[str, Any]) -> Step:
         name = address.name
-        wanted = config_name(name, _variants(spec))
+        wanted = config_name(name, _variants(spec), _data_capture(spec))
         info = _get(ctx.api, f"{ENDPOINTS}/{path_segment(name)}")
         if info is None:
             return Step(address, "create", name, "does not exist")
@@ -533,6 +547,9 @@ class EndpointHandler:
                 if before.get(key) != value:
                     details.append(f"{variant['variant_name']} {key} {before.get(key)} -> {value}")
         details += [f"variant {v} removed" for v in old]
+        capture = _data_capture(spec)
+        if (have or {}).get("data_capture") != capture:
+            details.append(f"data capture {(have or {}).get('data_capture')} -> {capture}")
         return f"config {current} -> {wanted}" + (f" ({'; '.join(details)})" if details else "")
 
     def _scaling_changes(self, ctx: StackContext, name: str, specs: list[ScalingSpec]) -> list[str]:
@@ -591,12 +608,16 @@ class EndpointHandler:
     def apply(self, ctx: StackContext, step: Step) -> dict[str, Any]:
         name = step.physical
         variants = _variants(step.spec)
-        wanted = config_name(name, variants)
+        capture = _data_capture(step.spec)
+        wanted = config_name(name, variants, capture)
         if _get(ctx.api, f"{CONFIGS}/{path_segment(wanted)}") is None:
             ctx.progress(f"creating endpoint config {wanted}")
+            body: dict[str, Any] = {"name": wanted, "variants": variants}
+            if capture is not None:
+                body["data_capture"] = capture
             # A conflict: a run interrupted before it heard back made it already.
             with contextlib.suppress(ConflictError):
-                ctx.api.post(CONFIGS, {"name": wanted, "variants": variants})
+                ctx.api.post(CONFIGS, body)
         info = self._settled(ctx, name)
         if info is not None and info["status"] == "Failed":
             ctx.progress(f"deleting endpoint {name}, which Failed: {info.get('failure_reason')}")

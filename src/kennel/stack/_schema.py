@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kennel._errors import ValidationError
 from kennel._spec import Spec
+from kennel.endpoints._capture import DataCaptureSpec
 from kennel.endpoints._scaling_spec import ScalingSpec
 from kennel.endpoints._spec import DEFAULT_VARIANT
 from kennel.training._spec import TrainingJobSpec
@@ -134,6 +135,8 @@ class EndpointBlock(Spec):
     variants: list[VariantBlock] = Field(min_length=1, max_length=10)
     scaling: list[ScalingSpec] = Field(default_factory=list)
     """One per scaled variant (``variant`` names it; AllTraffic by default)."""
+    data_capture: DataCaptureSpec | None = None
+    """Capture a share of requests and responses (the config's data capture)."""
 
     @model_validator(mode="after")
     def _scaled_variants_exist(self) -> EndpointBlock:

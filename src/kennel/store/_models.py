@@ -176,6 +176,8 @@ class EndpointConfig(Base):
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     arn: Mapped[str] = mapped_column(String(256))
     variants: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    data_capture: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """SageMaker's DataCaptureConfig (snake_case); None: nothing is captured."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -675,3 +677,45 @@ class ScheduledAction(Base):
     min_capacity: Mapped[int | None] = mapped_column(Integer)
     max_capacity: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- Model monitoring (an endpoint's captured traffic compared with its model's baseline) ---
+
+
+class MonitoringSchedule(Base):
+    """How often an endpoint's captured window is compared with the baseline, and its alarm."""
+
+    __tablename__ = "monitoring_schedules"
+
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    window_seconds: Mapped[int | None] = mapped_column(Integer)
+    """How far back the first run looks (later runs start where the last one ended)."""
+    thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    alarm: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """``{"state": "OK|ALARM|INSUFFICIENT_DATA", "reason", "updated_at", "function"}``."""
+    status: Mapped[str] = mapped_column(String(16), default="Scheduled")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MonitoringExecution(Base):
+    """One comparison of a captured window with the baseline: its checks and its report."""
+
+    __tablename__ = "monitoring_executions"
+    __table_args__ = (Index("ix_monitoring_executions_endpoint_started", "endpoint", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(32))
+    """InProgress, Completed, CompletedWithViolations or Failed."""
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16), default="OnDemand")
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    report_key: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

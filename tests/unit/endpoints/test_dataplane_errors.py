@@ -34,6 +34,7 @@ def _call(routes: RoutingTable, path: str) -> tuple[int, dict[bytes, bytes], dic
         account_id="123456789012",
         region="us-east-1",
         authorizer=_AllowAll(),
+        capture=SimpleNamespace(random=lambda: 0.5),  # no variant here captures
     )
     sent: list[dict[str, Any]] = []
 

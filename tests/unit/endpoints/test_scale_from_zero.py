@@ -56,6 +56,7 @@ def _plane(routes: RoutingTable, *, hold: float = 5.0, max_held: int = 8) -> Dat
         account_id="123456789012",
         region="us-east-1",
         authorizer=_AllowAll(),
+        capture=SimpleNamespace(random=lambda: 0.5),  # no variant here captures
     )
 
     async def inner(*_: Any) -> None:
