@@ -889,6 +889,9 @@ def print_capture(
     )
 
 
+BASE_ENDPOINTS = ("bench-resnet", "bench-echo")
+
+
 def capture_part(
     server: Any,
     gateway: tuple[str, int],
@@ -896,7 +899,16 @@ def capture_part(
     bodies: list[bytes],
     infos: dict[str, dict[str, Any]],
 ) -> tuple[float, list[Measure]]:
-    """Part 3; returns the ResNet overhead (median over pairs) and every measure."""
+    """Part 3; returns the ResNet overhead (median over pairs) and every measure.
+
+    The twins with capture on are made here, not at set-up: their model servers (another
+    ResNet-50 among them) would otherwise sit beside parts 1 and 2 and take CPU from them.
+    """
+    with server.client() as api:
+        create_capture_twin(api, "bench-resnet-capture", "bench-resnet")
+        create_capture_twin(api, "bench-echo-capture", "bench-echo")
+        for name in ("bench-resnet-capture", "bench-echo-capture"):
+            infos[name] = wait_in_service(api, name)
 
     def target(endpoint: str, body_list: list[bytes], ctype: str) -> Target:
         path = f"/endpoints/{endpoint}/invocations"
@@ -968,21 +980,11 @@ def main() -> None:
                 began = time.monotonic()
                 create_endpoint(api, "bench-resnet", resnet_tar)
                 print(f"ResNet-50 model created (ONNX export) in {time.monotonic() - began:.0f} s")
-                create_capture_twin(api, "bench-resnet-capture", "bench-resnet")
-                create_capture_twin(api, "bench-echo-capture", "bench-echo")
                 onnx_path = fetch_onnx(api, "bench-resnet", work / "model.onnx")
                 if not SKIP_RAYSERVE and not capture_only:
                     rayserve = start_rayserve(onnx_path, work)
                     OURS.append(rayserve.process.pid)
-                infos = {
-                    name: wait_in_service(api, name)
-                    for name in (
-                        "bench-resnet",
-                        "bench-echo",
-                        "bench-resnet-capture",
-                        "bench-echo-capture",
-                    )
-                }
+                infos = {name: wait_in_service(api, name) for name in BASE_ENDPOINTS}
                 resnet_info, echo_info = infos["bench-resnet"], infos["bench-echo"]
             credentials = server.credentials()
             gateway = ("127.0.0.1", server.port)
