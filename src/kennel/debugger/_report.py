@@ -29,6 +29,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from kennel._charts import Charts
 from kennel.debugger._trial import Trial
 
 MAX_POINTS = 2000
@@ -170,28 +171,10 @@ class Section:
     """Header row first, then the rows."""
 
 
-class _Charts:
-    """Renders figures in page order; the first one carries plotly.js inline."""
-
-    def __init__(self) -> None:
-        self.drawn = 0
-
-    def html(self, figure: go.Figure) -> str:
-        include = self.drawn == 0
-        self.drawn += 1
-        figure.update_layout(template="plotly_white")
-        rendered: str = figure.to_html(
-            full_html=False,
-            include_plotlyjs=include,
-            config={"displaylogo": False, "responsive": True},
-        )
-        return rendered
-
-
 def profiler_report(job: dict[str, Any], trial: Trial, rules: list[dict[str, Any]]) -> str:
     """The report page of training job ``job`` (as ``job_to_dict`` gives it), its debug
     and profiler data ``trial`` and its rule statuses (``RuleState.as_json()``)."""
-    charts = _Charts()
+    charts = Charts()
     t0 = _job_start(job, trial)
     sections = [
         system_section(trial, t0, charts),
@@ -352,7 +335,7 @@ def _number(value: Any) -> float | None:
 # System utilisation ---------------------------------------------------------------------------
 
 
-def system_section(trial: Trial, t0: float, charts: _Charts) -> Section:
+def system_section(trial: Trial, t0: float, charts: Charts) -> Section:
     section = Section(
         "System utilisation",
         "system",
@@ -484,7 +467,7 @@ def step_stats(host: str, records: Sequence[dict[str, Any]]) -> StepStats | None
     return StepStats(host, [s for s, _ in rows], totals.tolist(), median, threshold, outliers)
 
 
-def step_time_section(trial: Trial, charts: _Charts) -> Section:
+def step_time_section(trial: Trial, charts: Charts) -> Section:
     section = Section(
         "Step time",
         "steps",
@@ -649,7 +632,7 @@ def phase_shares(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     return shares
 
 
-def phase_section(trial: Trial, charts: _Charts) -> Section:
+def phase_section(trial: Trial, charts: Charts) -> Section:
     section = Section(
         "Time split by phase",
         "phases",
@@ -730,7 +713,7 @@ def smooth(values: Sequence[float]) -> list[float]:
     return out
 
 
-def curves_section(job: dict[str, Any], trial: Trial, charts: _Charts) -> Section:
+def curves_section(job: dict[str, Any], trial: Trial, charts: Charts) -> Section:
     section = Section("Training and validation loss", "loss")
     train = trial.losses("train")
     evals = trial.losses("eval")
@@ -846,7 +829,7 @@ def scalar_figure(trial: Trial) -> go.Figure | None:
 # Gradients --------------------------------------------------------------------------------------
 
 
-def gradients_section(trial: Trial, charts: _Charts) -> Section:
+def gradients_section(trial: Trial, charts: Charts) -> Section:
     section = Section(
         "Gradient norms per layer",
         "gradients",

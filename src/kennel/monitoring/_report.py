@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image, UnidentifiedImageError
 from plotly.subplots import make_subplots
 
+from kennel._charts import Charts
 from kennel.monitoring._baseline import STATISTICS, Baseline
 
 SECTIONS = (
@@ -152,24 +153,6 @@ with <code>kennel endpoints labels {{ endpoint }} --file labels.jsonl</code>.</p
 )
 
 
-class _Charts:
-    """Renders figures in page order; the first one carries plotly.js inline."""
-
-    def __init__(self) -> None:
-        self.drawn = 0
-
-    def html(self, figure: go.Figure) -> str:
-        include = self.drawn == 0
-        self.drawn += 1
-        figure.update_layout(template="plotly_white")
-        rendered: str = figure.to_html(
-            full_html=False,
-            include_plotlyjs=include,
-            config={"displaylogo": False, "responsive": True},
-        )
-        return rendered
-
-
 def render_report(
     *,
     endpoint: str,
@@ -186,7 +169,7 @@ def render_report(
     keys are shown as such. ``history`` holds earlier runs (``started``, ``status``,
     ``metrics``), any order. ``samples`` are a few window images (PNG/JPEG bytes).
     """
-    charts = _Charts()
+    charts = Charts()
     result = execution.get("result") or {}
     checks = [c for c in result.get("checks", []) if isinstance(c, dict)]
     quality = execution.get("quality") or result.get("quality")
