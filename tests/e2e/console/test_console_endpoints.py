@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image
 from tests._images import serve_image
 from tests._server import RunningServer
-from tests._uploads import upload_sources
+from tests._uploads import small_cnn_archive, upload_model, upload_sources
 from tests.integration.endpoints.conftest import Models, unique, wait_status
 
 pytestmark = pytest.mark.timeout(240)
@@ -36,37 +35,17 @@ def _image(fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _small_cnn_archive(tmp: Path) -> Path:
-    """A built-in image classifier with random weights: no training, serves in seconds."""
-    import torch
-
-    from kennel.trainer import inference
-    from kennel.trainer._package import package_model, write_model_dir
-
-    torch.manual_seed(0)
-    config = {
-        "arch": "small-cnn",
-        "image_size": 32,
-        "mean": list(inference.IMAGENET_MEAN),
-        "std": list(inference.IMAGENET_STD),
-    }
-    network = inference.build_network("small-cnn", len(BREEDS))
-    write_model_dir(tmp / "model", network, BREEDS, config)
-    return package_model(tmp / "model", tmp / "model.tar.gz")
-
-
 @pytest.fixture(scope="module")
 def deployed(
     server: RunningServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """(model, endpoint): a small-cnn model behind an InService endpoint."""
     tmp = tmp_path_factory.mktemp("console-endpoints")
-    archive = _small_cnn_archive(tmp)
+    archive = small_cnn_archive(tmp, BREEDS)
     with server.client() as api:
         made = Models(api, tmp)
-        uri = api.request("PUT", "/api/v1/uploads/model.tar.gz", upload=archive).json()["uri"]
         model = unique("breeds")
-        api.post("/api/v1/models", {"name": model, "artifact_uri": uri})
+        upload_model(api, archive, model)
         endpoint = made.endpoint(made.config({"model_name": model}))
         _register_scaling(server, endpoint)
         try:

@@ -10,14 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tests._images import serve_image
+from tests._uploads import small_cnn_archive, upload_model
 from tests.integration.endpoints.conftest import Models, unique
 
 from kennel._client import KennelClient
-from kennel.trainer import inference
-from kennel.trainer._package import package_model, write_model_dir
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -43,20 +41,11 @@ def builtin_endpoint(
     server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("builtin")
-    torch.manual_seed(0)
-    config = {
-        "arch": "small-cnn",
-        "image_size": 32,
-        "mean": list(inference.IMAGENET_MEAN),
-        "std": list(inference.IMAGENET_STD),
-    }
-    write_model_dir(tmp / "model", inference.build_network("small-cnn", 3), CLASSES, config)
-    archive = package_model(tmp / "model", tmp / "model.tar.gz")
+    archive = small_cnn_archive(tmp, CLASSES)
     with server.client() as api:
         made = Models(api, tmp)
-        uri = api.request("PUT", "/api/v1/uploads/model.tar.gz", upload=archive).json()["uri"]
         name = unique("smallcnn")
-        model = api.post("/api/v1/models", {"name": name, "artifact_uri": uri})
+        model = upload_model(api, archive, name)
         endpoint = made.endpoint(made.config({"model_name": name}))
         yield endpoint, model
         made.cleanup()

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tests._images import serve_image
 from tests._server import RunningServer
+from tests._uploads import small_cnn_archive, upload_model
 from tests.integration.endpoints.conftest import Models, runtime_client, wait_status
 from tests.integration.functions.conftest import (
     BASIC_EXECUTION,
@@ -24,9 +24,6 @@ from tests.integration.functions.conftest import (
     unique,
     wait_active,
 )
-
-from kennel.trainer import inference
-from kennel.trainer._package import package_model, write_model_dir
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -52,20 +49,11 @@ def breed_endpoints(
 ) -> Iterator[tuple[str, str]]:
     """Two endpoints of a 133-class image model (small CNN, random weights)."""
     tmp = tmp_path_factory.mktemp("breeds")
-    torch.manual_seed(0)
-    config = {
-        "arch": "small-cnn",
-        "image_size": 32,
-        "mean": list(inference.IMAGENET_MEAN),
-        "std": list(inference.IMAGENET_STD),
-    }
-    write_model_dir(tmp / "model", inference.build_network("small-cnn", 133), BREEDS, config)
-    archive = package_model(tmp / "model", tmp / "model.tar.gz")
+    archive = small_cnn_archive(tmp, BREEDS)
     with server.client() as api:
         made = Models(api, tmp)
-        uri = api.request("PUT", "/api/v1/uploads/model.tar.gz", upload=archive).json()["uri"]
         name = unique("breeds")
-        api.post("/api/v1/models", {"name": name, "artifact_uri": uri})
+        upload_model(api, archive, name)
         dogs = made.endpoint(made.config({"model_name": name}), wait=False)
         other = made.endpoint(made.config({"model_name": name}))
         wait_status(api, dogs, ("InService",))

@@ -13,15 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tests._server import RunningServer
+from tests._uploads import small_cnn_archive, upload_model
 from tests.integration.endpoints.conftest import Models, runtime_client, unique
 
 from kennel._client import KennelClient
 from kennel.endpoints._capture import read_capture_file
-from kennel.trainer import inference
-from kennel.trainer._package import package_model, write_model_dir
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -32,20 +30,10 @@ REQUESTS = 100
 @pytest.fixture(scope="module")
 def breed_model(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A 133-class image model (small CNN, random weights, 32 px): loads in a blink."""
-    tmp = tmp_path_factory.mktemp("capture-model")
-    torch.manual_seed(0)
-    config = {
-        "arch": "small-cnn",
-        "image_size": 32,
-        "mean": list(inference.IMAGENET_MEAN),
-        "std": list(inference.IMAGENET_STD),
-    }
-    write_model_dir(tmp / "model", inference.build_network("small-cnn", 133), BREEDS, config)
-    archive = package_model(tmp / "model", tmp / "model.tar.gz")
+    archive = small_cnn_archive(tmp_path_factory.mktemp("capture-model"), BREEDS)
     with server.client() as api:
-        uri = api.request("PUT", "/api/v1/uploads/model.tar.gz", upload=archive).json()["uri"]
         name = unique("capture-breeds")
-        api.post("/api/v1/models", {"name": name, "artifact_uri": uri})
+        upload_model(api, archive, name)
         yield name
 
 
