@@ -29,10 +29,6 @@ MAX_SAMPLES = 8
 """Window images shown in the report."""
 
 
-class WorkerError(InternalError):
-    """The worker process failed or ran too long (its last line says why)."""
-
-
 class Worker(Protocol):
     def baseline(self, model_dir: Path, dataset_dir: Path, out: Path) -> dict[str, Any]: ...
 
@@ -80,7 +76,7 @@ class SubprocessWorker:
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
-            raise WorkerError(
+            raise InternalError(
                 f"The monitoring worker ({args[0]}) ran past {self.timeout_seconds:g} s."
             ) from None
         finally:
@@ -88,7 +84,7 @@ class SubprocessWorker:
                 self._children.discard(child)
         if child.returncode != 0:
             tail = (stderr or stdout).strip().splitlines()[-1:] or [f"exit code {child.returncode}"]
-            raise WorkerError(f"The monitoring worker ({args[0]}) failed: {tail[0]}")
+            raise InternalError(f"The monitoring worker ({args[0]}) failed: {tail[0]}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -15,8 +15,11 @@ from tests.e2e.console._console_browser import NARROW, WIDE, ConsolePage, open_b
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API runs an
+    event loop on the main thread while it is started, and asyncio.run() in any later
+    test would then fail with "cannot be called from a running event loop"."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:  # pragma: no cover - dev extras install it

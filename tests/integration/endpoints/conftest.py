@@ -125,7 +125,8 @@ class Models:
         self.endpoints.append(name)
         if wait:
             info = wait_status(self.api, name, ("InService", "Failed"))
-            assert info["status"] == "InService", info
+            # The reason first: pytest cuts a long dict before it.
+            assert info["status"] == "InService", f"{info.get('failure_reason')} in {info}"
         return name
 
     def simple(self, version: str = "v1", count: int = 1) -> str:

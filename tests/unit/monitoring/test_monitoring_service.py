@@ -528,9 +528,10 @@ def test_thresholds_are_checked_when_the_schedule_is_written(
 
 
 def test_a_failing_worker_process_says_why(tmp_path: Path) -> None:
-    from kennel.monitoring._worker import SubprocessWorker, WorkerError
+    from kennel._errors import InternalError
+    from kennel.monitoring._worker import SubprocessWorker
 
-    with pytest.raises(WorkerError, match=r"analyze.*request\.json"):
+    with pytest.raises(InternalError, match=r"analyze.*request\.json"):
         SubprocessWorker(timeout_seconds=120).analyze(tmp_path)
 
 
