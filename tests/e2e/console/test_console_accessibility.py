@@ -12,6 +12,9 @@ from tests.e2e.console.conftest import admin_key
 from tests.e2e.console.test_console_endpoints import completed_job, deployed  # noqa: F401
 from tests.e2e.console.test_console_functions import function_name, lambda_client  # noqa: F401
 
+# Slow: about 75 s (it makes an endpoint, a job and a function to have detail pages); CI runs it.
+pytestmark = pytest.mark.slow
+
 PAGES = [
     "",
     "#/datasets",

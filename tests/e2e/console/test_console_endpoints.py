@@ -17,7 +17,9 @@ from tests._server import RunningServer
 from tests._uploads import small_cnn_archive, upload_model, upload_sources
 from tests.integration.endpoints.conftest import Models, unique, wait_status
 
-pytestmark = pytest.mark.timeout(240)
+# Slow: about 60-100 s (a model, an endpoint, a deploy); CI runs it. The flow test
+# (test_console_flow.py) covers deploy and the test panel in the default run.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 # Breed-like names in the dog-breed data set's form ("NNN.Name"): the page strips the number.
 BREEDS = [f"{i:03d}.{name}" for i, name in enumerate(

@@ -18,6 +18,9 @@ from tests._uploads import upload_sources
 
 from kennel.datasets import make_demo
 
+# Slow: about 70 s (training and tuning jobs queue on 2 cores); CI runs it.
+pytestmark = pytest.mark.slow
+
 INTEGRATION = Path(__file__).parents[2] / "integration"
 TRAINING_SCRIPT = INTEGRATION / "training" / "scripts" / "sagemaker_style.py"
 TUNING_SCRIPT = INTEGRATION / "tuning" / "scripts" / "tuning_objective.py"
