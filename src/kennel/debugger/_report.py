@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from kennel._charts import Charts
+from kennel._charts import REPORT_STYLE, Charts
 from kennel.debugger._trial import Trial
 
 MAX_POINTS = 2000
@@ -73,14 +73,7 @@ _PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fr
 <meta charset="utf-8">
 <title>Profiler report: {{ job.name }}</title>
 <style>
-  body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
-         padding: 0 1em; }
-  table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin: 0.5em 0 1em; }
-  th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left;
-           vertical-align: top; }
-  th { background: #f6f6f6; }
-  td.num { text-align: right; font-variant-numeric: tabular-nums; }
-  .muted { color: #666; }
+{{ base_style }}
   .nodata { color: #555; background: #f6f6f6; border-left: 4px solid #bbb;
             padding: 0.6em 1em; }
   .warn { background: #fff4e5; border-left: 4px solid #f0a030; padding: 0.6em 1em; }
@@ -184,6 +177,7 @@ def profiler_report(job: dict[str, Any], trial: Trial, rules: list[dict[str, Any
         gradients_section(trial, charts),
     ]
     return _PAGE.render(
+        base_style=REPORT_STYLE,
         job=_header(job),
         status_class={"Failed": "IssuesFound", "Completed": "NoIssuesFound"}.get(
             str(job.get("status")), "InProgress"

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from PIL import Image, UnidentifiedImageError
 from plotly.subplots import make_subplots
 
-from kennel._charts import Charts
+from kennel._charts import REPORT_STYLE, Charts
 from kennel.monitoring._baseline import STATISTICS, Baseline
 
 SECTIONS = (
@@ -52,14 +52,7 @@ _PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fr
 <meta charset="utf-8">
 <title>Model monitoring: {{ endpoint }}</title>
 <style>
-  body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
-         padding: 0 1em; }
-  table { border-collapse: collapse; width: 100%; font-size: 0.9em; margin: 0.5em 0 1em; }
-  th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left;
-           vertical-align: top; }
-  th { background: #f6f6f6; }
-  td.num { text-align: right; font-variant-numeric: tabular-nums; }
-  .muted { color: #666; }
+{{ base_style }}
   .nodata { color: #555; background: #f6f6f6; border-left: 4px solid #bbb; padding: 0.6em 1em; }
   .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff;
            font-size: 0.85em; white-space: nowrap; }
@@ -176,6 +169,7 @@ def render_report(
     runs = _runs(execution, history)
     class_check = _find(checks, "class_mix")
     return _PAGE.render(
+        base_style=REPORT_STYLE,
         endpoint=endpoint,
         thumbnail=THUMBNAIL_SIDE,
         thumbnail_height=THUMBNAIL_HEIGHT,
