@@ -200,6 +200,12 @@ class Console:
             return _json_error(400, "ValidationException", "The sign-in body must be JSON.")
         if not isinstance(form, dict):
             return _json_error(400, "ValidationException", "The sign-in body must be an object.")
+        if not (form.get("access_key_id") or form.get("user_name")):
+            return _json_error(
+                400,
+                "ValidationException",
+                "Give access_key_id and secret_access_key, or user_name and password.",
+            )
         started = await asyncio.to_thread(self._start_session, form)
         if started is None:
             await asyncio.sleep(FAILED_SIGNIN_DELAY)

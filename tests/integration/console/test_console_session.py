@@ -85,6 +85,8 @@ def test_a_wrong_secret_or_an_unknown_user_is_refused_alike(
         assert len({a.json()["message"] for a in answers}) == 1  # nothing tells them apart
         assert "set-cookie" not in {k.lower() for a in answers for k in a.headers}
         assert client.post("/console/api/signin", content=b"[").status_code == 400
+        empty = client.post("/console/api/signin", json={})
+        assert empty.status_code == 400 and "user_name and password" in empty.json()["message"]
 
 
 def test_the_session_is_the_users_and_is_authorized_like_the_api(
