@@ -10,7 +10,8 @@ A scrape reads running totals and the latest metric period, never the metric his
 * **In a thread** (:func:`render`): resources by status and the latest values per
   resource, from the store: training jobs (each job's latest value of every metric it
   reports, kept on its row), tuning jobs (trial counters, best objective), endpoints,
-  functions and their provisioned concurrency, notebook instances. Per-job series cover
+  functions and their provisioned concurrency, notebook instances, model monitoring
+  (each schedule's alarm, executions by status, the latest run's figures). Per-job series cover
   the running jobs and the :data:`RECENT_JOBS` newest, so a scrape stays bounded as
   history grows.
 * The gateway process itself: ``process_*`` (CPU, memory, open files) and ``python_*``.
@@ -49,6 +50,8 @@ from kennel.store import (
     Endpoint,
     LambdaFunction,
     LambdaProvisioned,
+    MonitoringExecution,
+    MonitoringSchedule,
     TrainingJob,
     TuningJob,
 )
@@ -142,6 +145,7 @@ def render(ctx: ServerContext, live: LiveState) -> bytes:
     families += _training(ctx)
     families += _tuning(ctx)
     families += _notebooks(ctx)
+    families += _monitoring(ctx)
     return exposition(families, process=True)
 
 
@@ -593,3 +597,83 @@ def _notebooks(ctx: ServerContext) -> list[Metric]:
         "kennel_notebook_instances", "Notebook instances by status.", state_counts.items(), "status"
     )
     return [by_status, running, cost]
+
+
+# --- model monitoring ----------------------------------------------------------------------
+
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+FINISHED_RUNS = ("Completed", "CompletedWithViolations")
+
+
+def _monitoring(ctx: ServerContext) -> list[Metric]:
+    """Per monitored endpoint: its alarm as a state set, its executions by status, and the
+    figures of its latest finished run (drift statistics, accuracy, records, violations)."""
+    with ctx.db.session() as session:
+        schedules = [
+            (
+                row.endpoint,
+                str((row.alarm or {}).get("state") or "INSUFFICIENT_DATA"),
+                row.last_run_at,
+            )
+            for row in session.scalars(select(MonitoringSchedule))
+        ]
+        counts = [
+            tuple(r)
+            for r in session.execute(
+                select(
+                    MonitoringExecution.endpoint, MonitoringExecution.status, func.count()
+                ).group_by(MonitoringExecution.endpoint, MonitoringExecution.status)
+            )
+        ]
+        newest = (
+            select(
+                MonitoringExecution.endpoint,
+                func.max(MonitoringExecution.started_at).label("started_at"),
+            )
+            .where(MonitoringExecution.status.in_(FINISHED_RUNS))
+            .group_by(MonitoringExecution.endpoint)
+            .subquery()
+        )
+        latest = [
+            (endpoint, dict(metrics or {}))
+            for endpoint, metrics in session.execute(
+                select(MonitoringExecution.endpoint, MonitoringExecution.metrics).join(
+                    newest,
+                    (MonitoringExecution.endpoint == newest.c.endpoint)
+                    & (MonitoringExecution.started_at == newest.c.started_at),
+                )
+            )
+        ]
+    alarm = gauge(
+        "kennel_monitoring_alarm",
+        "A monitoring schedule's alarm: 1 for the state it is in, 0 for the others.",
+        ["endpoint", "state"],
+    )
+    last_run = gauge(
+        "kennel_monitoring_last_run_timestamp_seconds",
+        "When a monitoring schedule last ran (Unix time).",
+        ["endpoint"],
+    )
+    for endpoint, state, last_run_at in sorted(schedules, key=lambda s: s[0]):
+        for candidate in ALARM_STATES:
+            alarm.add_metric([endpoint, candidate], 1.0 if candidate == state else 0.0)
+        if last_run_at is not None:
+            last_run.add_metric([endpoint], last_run_at.timestamp())
+    executions = gauge(
+        "kennel_monitoring_executions",
+        "Monitoring executions kept, by endpoint and status.",
+        ["endpoint", "status"],
+    )
+    for endpoint, status, count in sorted(counts):
+        executions.add_metric([str(endpoint), str(status)], float(count))
+    figures = gauge(
+        "kennel_monitoring_metric",
+        "The figures of an endpoint's latest finished monitoring run (drift statistics and "
+        "p-values, confidence, accuracy against labels, records, violations).",
+        ["endpoint", "metric"],
+    )
+    for endpoint, metrics in sorted(latest, key=lambda item: str(item[0])):
+        for metric, value in sorted(metrics.items()):
+            if isinstance(value, int | float) and math.isfinite(value):
+                figures.add_metric([str(endpoint), str(metric)], float(value))
+    return [alarm, last_run, executions, figures]

@@ -21,6 +21,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image, ImageOps
 from tests._server import RunningServer
+from tests.integration.api.test_metrics_scrape import scrape, value
 
 from kennel._client import KennelClient
 
@@ -172,6 +173,14 @@ def test_monitoring_flags_drift_and_reports_live_accuracy(
     assert drifted["counts"]["images"] == len(images)
     assert {"embedding_drift", "image_statistics"} <= set(drifted["result"]["violations"])
     assert api.get(f"{base}/monitoring-schedule")["alarm"]["state"] == "ALARM"
+    # Prometheus sees the same: the alarm, and the drifted run's p-value.
+    samples = scrape(api)
+    assert value(samples, "kennel_monitoring_alarm", endpoint=endpoint, state="ALARM") == 1
+    assert value(samples, "kennel_monitoring_alarm", endpoint=endpoint, state="OK") == 0
+    p_value = value(
+        samples, "kennel_monitoring_metric", endpoint=endpoint, metric="embedding_p_value"
+    )
+    assert p_value == drifted["metrics"]["embedding_p_value"] < 0.01
 
     classes = json.loads(
         (
