@@ -4,7 +4,10 @@ The console is a static single-page app (``console_assets/``, no CDN: Plotly com
 the installed ``plotly`` package) that calls the same API as the CLI and boto3, so every
 page is authorized by the same policies. Signing in (an access key and its secret, or an
 IAM user's console password) makes temporary credentials for that user, as STS
-GetSessionToken does; the browser holds them in an HttpOnly, SameSite=Strict cookie, and
+GetSessionToken does. A password an administrator marked PasswordResetRequired signs no one
+in: the page asks for a new one and sends it to ``change-password``, which changes it as
+IAM's ChangePassword does (the user's own policies must allow ``iam:ChangePassword``) and
+then signs in; the browser holds them in an HttpOnly, SameSite=Strict cookie, and
 :func:`cookie_identity` turns the cookie back into the caller for the gateway. A request
 that changes something must also carry ``X-Kennel-Console: 1``, which a page on another
 site cannot send without a CORS preflight this server never grants.
@@ -17,6 +20,7 @@ import base64
 import hmac
 import logging
 import mimetypes
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,16 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, Router
 
 from kennel import _json
-from kennel._errors import ExpiredTokenError, KennelError, UnrecognizedClientError
+from kennel._errors import (
+    AccessDeniedError,
+    AuthError,
+    ExpiredTokenError,
+    KennelError,
+    UnrecognizedClientError,
+)
 from kennel.api._context import ServerContext
+from kennel.iam._authorizer import RequestFacts
+from kennel.iam._errors import WrongOldPasswordError
 from kennel.iam.sigv4 import VerifiedIdentity
 
 log = logging.getLogger(__name__)
@@ -41,7 +53,17 @@ SIGNIN_MAX_BYTES = 16 * 1024
 FAILED_SIGNIN_DELAY = 0.5
 """A wrong secret or password is answered this much later: guessing gets slow."""
 ASSETS = Path(__file__).parent / "console_assets"
+SIGNIN_FAILED = (
+    "Sign-in failed: the access key and secret, or the user name and password, do not match "
+    "an active IAM user."
+)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PasswordResetRequiredError(AuthError):
+    """The right console password, but an administrator requires a new one first."""
+
+    aws_code = "PasswordResetRequired"
 
 
 def plotly_js() -> Path:
@@ -132,6 +154,7 @@ class Console:
                 Route(PREFIX + "/api/session", self.session, methods=["GET"]),
                 Route(PREFIX + "/api/signin", self.signin, methods=["POST"]),
                 Route(PREFIX + "/api/signout", self.signout, methods=["POST"]),
+                Route(PREFIX + "/api/change-password", self.change_password, methods=["POST"]),
             ]
         )
 
@@ -191,33 +214,32 @@ class Console:
         }
 
     async def signin(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > SIGNIN_MAX_BYTES:
-            return _json_error(413, "RequestTooLargeException", "The sign-in body is too big.")
-        try:
-            form = _json.loads(body or b"{}")
-        except ValueError:
-            return _json_error(400, "ValidationException", "The sign-in body must be JSON.")
-        if not isinstance(form, dict):
-            return _json_error(400, "ValidationException", "The sign-in body must be an object.")
+        form = await _read_form(request, "sign-in")
+        if isinstance(form, Response):
+            return form
         if not (form.get("access_key_id") or form.get("user_name")):
             return _json_error(
                 400,
                 "ValidationException",
                 "Give access_key_id and secret_access_key, or user_name and password.",
             )
-        started = await asyncio.to_thread(self._start_session, form)
+        try:
+            started = await asyncio.to_thread(self._start_session, form)
+        except PasswordResetRequiredError as exc:
+            log.info("console sign-in of %s held for a new password", form.get("user_name"))
+            return _json_error(exc.status, exc.aws_code, exc.message)
         if started is None:
             await asyncio.sleep(FAILED_SIGNIN_DELAY)
             log.info("console sign-in refused (%s)", _how(form))
-            return _json_error(
-                401,
-                "SignInFailed",
-                "Sign-in failed: the access key and secret, or the user name and password, "
-                "do not match an active IAM user.",
-            )
+            return _json_error(401, "SignInFailed", SIGNIN_FAILED)
         principal_arn, credentials = started
         log.info("console sign-in of %s (%s)", principal_arn, _how(form))
+        return self._signed_in(request, principal_arn, credentials)
+
+    def _signed_in(
+        self, request: Request, principal_arn: str, credentials: dict[str, Any]
+    ) -> Response:
+        """The session's shape, with the cookie that holds its temporary credentials."""
         shape = self._session_shape(principal_arn)
         shape["expires"] = credentials["Expiration"].isoformat()
         response = JSONResponse(shape)
@@ -254,9 +276,68 @@ class Console:
         if isinstance(user, str) and isinstance(password, str) and user and password:
             if not self.ctx.iam.check_password(user, password):
                 return None
+            if self.ctx.iam.password_reset_required(user):
+                raise PasswordResetRequiredError(
+                    "Your password must be changed before you sign in: choose a new password."
+                )
             made = self.ctx.iam.console_session(user, SESSION_SECONDS)
             return f"arn:aws:iam::{self.ctx.account_id}:user/{user}", made.get("Credentials", made)
         return None
+
+    async def change_password(self, request: Request) -> Response:
+        """A user's new console password, proven by the old one, then a sign-in with it. A
+        wrong user or old password gets sign-in's answer, as slowly: nothing to probe."""
+        form = await _read_form(request, "change-password")
+        if isinstance(form, Response):
+            return form
+        user, old, new = (_text(form, k) for k in ("user_name", "old_password", "new_password"))
+        if not (user and old and new):
+            return _json_error(
+                400, "ValidationException", "Give user_name, old_password and new_password."
+            )
+        facts = RequestFacts(
+            request_id=str(uuid.uuid4()),
+            source_ip=request.client.host if request.client else "",
+            secure=request.url.scheme == "https",
+            region=self.ctx.region,
+        )
+        try:
+            credentials = await asyncio.to_thread(self._change_password, user, old, new, facts)
+        except KennelError as exc:
+            log.info("console password change of %s refused: %s", user, exc.aws_code)
+            return _json_error(exc.status, exc.aws_code, exc.message)
+        if credentials is None:
+            await asyncio.sleep(FAILED_SIGNIN_DELAY)
+            log.info("console password change refused (wrong user or password)")
+            return _json_error(401, "SignInFailed", SIGNIN_FAILED)
+        principal_arn = f"arn:aws:iam::{self.ctx.account_id}:user/{user}"
+        log.info("console password change and sign-in of %s", principal_arn)
+        return self._signed_in(request, principal_arn, credentials)
+
+    def _change_password(
+        self, user: str, old: str, new: str, facts: RequestFacts
+    ) -> dict[str, Any] | None:
+        """The new session's credentials once the password is changed; None for a wrong
+        user or old password. The user's own policies decide, as for IAM's ChangePassword."""
+        if not self.ctx.iam.check_password(user, old):
+            return None
+        own_arn = f"arn:aws:iam::{self.ctx.account_id}:user/{user}"
+        principal = self.ctx.authorizer.principal_for_arn(own_arn)
+        outcome = self.ctx.authorizer.check(principal, "iam:ChangePassword", own_arn, facts)
+        if not outcome.allowed:
+            raise AccessDeniedError(
+                f"{outcome.message}. Ask an administrator to attach the IAMUserChangePassword "
+                "policy to you, or to reset your password with "
+                f"`kennel iam users set-password {user}`.",
+                aws_code="AccessDenied",
+            )
+        try:
+            self.ctx.iam.change_password(user, old, new)
+        except WrongOldPasswordError:
+            return None  # changed by someone else since the check above
+        made = self.ctx.iam.console_session(user, SESSION_SECONDS)
+        credentials: dict[str, Any] = made["Credentials"]
+        return credentials
 
     async def signout(self, request: Request) -> Response:
         key_id, _ = _session_of(_cookie_value(request.scope))
@@ -280,6 +361,26 @@ _PAGE_HEADERS = {
     ),
 }
 """Plotly needs 'unsafe-eval' (it compiles some functions) and inline styles."""
+
+
+async def _read_form(request: Request, what: str) -> dict[str, Any] | Response:
+    """The JSON object a sign-in form posts, or the error to answer instead."""
+    body = await request.body()
+    if len(body) > SIGNIN_MAX_BYTES:
+        return _json_error(413, "RequestTooLargeException", f"The {what} body is too big.")
+    try:
+        form = _json.loads(body or b"{}")
+    except ValueError:
+        return _json_error(400, "ValidationException", f"The {what} body must be JSON.")
+    if not isinstance(form, dict):
+        return _json_error(400, "ValidationException", f"The {what} body must be an object.")
+    return form
+
+
+def _text(form: dict[str, Any], key: str) -> str:
+    """A field that must be text ("" when it is missing or is not)."""
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _how(form: dict[str, Any]) -> str:

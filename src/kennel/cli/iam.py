@@ -283,7 +283,8 @@ def set_password(
     reset_required: Annotated[
         bool,
         typer.Option(
-            "--reset-required", help="The user must choose a new password at next sign-in."
+            "--reset-required/--no-reset-required",
+            help="The user must choose a new password at next sign-in.",
         ),
     ] = False,
 ) -> None:
@@ -1002,6 +1003,29 @@ def assume_role(
         soft_wrap=True,
         highlight=False,
     )
+
+
+@app.command("change-password")
+def change_password(
+    old_password: Annotated[
+        str | None,
+        typer.Option(help="The current password (prompted for, hidden, when left out)."),
+    ] = None,
+    new_password: Annotated[
+        str | None,
+        typer.Option(help="The new password (prompted for twice, hidden, when left out)."),
+    ] = None,
+) -> None:
+    """Change your own console password (iam change-password), as the CLI's credentials' user.
+
+    It needs iam:ChangePassword on your own user (the IAMUserChangePassword policy grants it)
+    and ends a reset an administrator required with `kennel iam users set-password`."""
+    if old_password is None:
+        old_password = typer.prompt("Old password", hide_input=True)
+    if new_password is None:
+        new_password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    aws_client("iam").change_password(OldPassword=old_password, NewPassword=new_password)
+    console.print("Changed your console password.")
 
 
 @app.command("whoami")

@@ -192,6 +192,8 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("iam", "GetLoginProfile", "Read", _iam("user")),
     ("iam", "UpdateLoginProfile", "Write", _iam("user")),
     ("iam", "DeleteLoginProfile", "Write", _iam("user")),
+    # A user's own console password (AWS allows it on the caller's own user only)
+    ("iam", "ChangePassword", "Write", _iam("user")),
     ("iam", "CreateGroup", "Write", _iam("group")),
     ("iam", "GetGroup", "Read", _iam("group")),
     ("iam", "ListGroups", "List", "*"),

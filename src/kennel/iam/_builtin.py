@@ -114,6 +114,19 @@ BUILTIN_POLICIES: tuple[BuiltinPolicy, ...] = (
         ),
     ),
     BuiltinPolicy(
+        "IAMUserChangePassword",
+        "/",
+        "Provides the ability for an IAM user to change their own password.",
+        _doc(
+            {
+                "Effect": "Allow",
+                "Action": ["iam:ChangePassword"],
+                "Resource": ["arn:aws:iam::*:user/${aws:username}"],
+            },
+            {"Effect": "Allow", "Action": ["iam:GetAccountPasswordPolicy"], "Resource": "*"},
+        ),
+    ),
+    BuiltinPolicy(
         "ReadOnlyAccess",
         "/",
         "Provides read-only access to kennel services and resources.",

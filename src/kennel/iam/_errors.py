@@ -48,3 +48,16 @@ class PasswordPolicyViolationError(KennelError):
 
     status = 400
     aws_code = "PasswordPolicyViolation"
+
+
+class InvalidUserTypeError(KennelError):
+    """IAM's 400 for an operation only an IAM user may call (ChangePassword from a role)."""
+
+    status = 400
+    aws_code = "InvalidUserType"
+
+
+class WrongOldPasswordError(AuthError):
+    """ChangePassword's 403 when the old password given is not the user's."""
+
+    aws_code = "AccessDenied"

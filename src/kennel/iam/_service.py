@@ -33,6 +33,7 @@ from kennel.iam._errors import (
     NoSuchEntityError,
     PasswordPolicyViolationError,
     StsAccessDeniedError,
+    WrongOldPasswordError,
 )
 from kennel.iam._keys import SecretBox, new_access_key_id, new_secret_access_key
 from kennel.iam._policy import AuthzRequest, Policy, evaluate, parse_policy
@@ -564,6 +565,27 @@ class IamService:
     def delete_login_profile(self, user_name: str) -> None:
         with self.db.session() as session:
             session.delete(self._login_profile(session, user_name))
+
+    def change_password(self, user_name: str, old_password: str, new_password: str) -> None:
+        """IAM's ChangePassword: a user replaces their own console password, proving the old
+        one; the new one must pass the same rules as CreateLoginProfile's, and choosing it
+        ends a PasswordResetRequired."""
+        with self.db.session() as session:
+            profile = self._login_profile(session, user_name)
+            if not verify_password(old_password, profile.password_hash):
+                raise WrongOldPasswordError("The old password is not correct.")
+            _check_password(new_password)
+            if new_password == old_password:
+                raise PasswordPolicyViolationError(
+                    "The new password must be different from the old one."
+                )
+            profile.password_hash = hash_password(new_password)
+            profile.password_reset_required = False
+
+    def password_reset_required(self, user_name: str) -> bool:
+        """Whether the user must choose a new console password before signing in."""
+        with self.db.session() as session:
+            return self._login_profile(session, user_name).password_reset_required
 
     def check_password(self, user_name: str, password: str) -> bool:
         """Whether ``password`` is the user's console password; False, never an error, for

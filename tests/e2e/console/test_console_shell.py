@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tests._server import RunningServer
 from tests.e2e.console._console_browser import NARROW
 from tests.e2e.console.conftest import admin_key
+
+OLD_PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "tr0ub4dor and 3 more words"
+CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"
 
 
 def test_a_wrong_secret_is_refused_and_the_right_one_signs_in(
@@ -73,3 +78,65 @@ def test_the_console_works_from_the_keyboard(console: Any) -> None:
     page.wait_for_function(
         "() => document.activeElement && document.activeElement.tagName === 'H1'"
     )
+
+
+def test_a_password_that_must_be_reset_is_changed_then_signs_in(
+    new_context: Any, server: RunningServer
+) -> None:
+    iam = server.session.client("iam", endpoint_url=server.url)
+    user = f"reset-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.create_login_profile(UserName=user, Password=OLD_PASSWORD, PasswordResetRequired=True)
+    iam.attach_user_policy(UserName=user, PolicyArn=CHANGE_PASSWORD)
+    iam.attach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    page = new_context()
+    page.expect_error(r"status of 403")  # the browser's own note of the PasswordResetRequired
+    page.goto()
+    page.page.get_by_label("IAM user name").fill(user)
+    page.page.get_by_label("Password", exact=True).fill(OLD_PASSWORD)
+    page.page.get_by_role("form", name="Sign in with a password").get_by_role("button").click()
+
+    form = page.page.get_by_role("form", name="Choose a new password")
+    form.wait_for()
+    assert page.page.evaluate("() => document.activeElement.id") == "new-password"
+    assert page.page.get_by_role("button", name="Sign out").count() == 0
+    assert "kennel-console" not in {c["name"] for c in page.page.context.cookies()}
+    assert _severe_violations(page.page) == []
+    page.screenshot("shell-new-password-1280")
+
+    form.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    form.get_by_label("Confirm new password").fill(NEW_PASSWORD + "?")
+    form.get_by_role("button", name="Change password and sign in").click()
+    alert = page.page.get_by_role("alert")
+    alert.wait_for()
+    assert "do not match" in alert.inner_text()
+    assert form.get_by_label("Confirm new password").get_attribute("aria-invalid") == "true"
+    assert iam.get_login_profile(UserName=user)["LoginProfile"]["PasswordResetRequired"]
+
+    form.get_by_label("Confirm new password").fill(NEW_PASSWORD)
+    form.get_by_role("button", name="Change password and sign in").click()
+    page.page.get_by_role("button", name="Sign out").wait_for()
+    assert page.page.get_by_role("heading", level=1).inner_text() == "Overview"
+    assert "kennel-console" in {c["name"] for c in page.page.context.cookies()}
+    profile = iam.get_login_profile(UserName=user)["LoginProfile"]
+    assert profile["PasswordResetRequired"] is False
+    page.assert_no_errors()
+
+    # The new password now signs in directly.
+    again = new_context()
+    again.sign_in_with_password(user, NEW_PASSWORD)
+    again.assert_no_errors()
+
+
+def _severe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA violations on what the page shows."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(
+        page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa"]}}
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

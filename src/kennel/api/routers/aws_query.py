@@ -26,7 +26,7 @@ from kennel.api._query import QueryMap, QueryProtocolError, parse_query_body, xm
 from kennel.api.routers import autoscaling_json
 from kennel.iam._actions import action as catalog_action
 from kennel.iam._authorizer import Outcome
-from kennel.iam._errors import IamValidationError
+from kennel.iam._errors import IamValidationError, InvalidUserTypeError
 from kennel.iam._service import Principal, PrincipalKind
 
 router = APIRouter(tags=["iam"])
@@ -123,6 +123,15 @@ def _policy_arn(ctx: ServerContext, params: Params, caller: Principal) -> str:
 def _mfa_arn(ctx: ServerContext, params: Params, caller: Principal) -> str:
     name = _required(params, "VirtualMFADeviceName")
     return f"arn:aws:iam::{ctx.account_id}:mfa{params.get('Path') or '/'}{name}"
+
+
+def _own_user_arn(ctx: ServerContext, params: Params, caller: Principal) -> str:
+    """The caller's own user: ChangePassword acts on no other, and only a user may call it."""
+    if caller.kind != "user":
+        raise InvalidUserTypeError(
+            f"{caller.arn} is not an IAM user: only an IAM user can change their own password."
+        )
+    return f"arn:aws:iam::{ctx.account_id}:user/{caller.name}"
 
 
 _USER = _iam_arn("user", "UserName")
@@ -281,6 +290,13 @@ IAM_OPERATIONS: dict[str, Operation] = {
         "iam:DeleteLoginProfile",
         _USER,
         lambda x, p, c: x.iam.delete_login_profile(_user_name(p, c)),
+    ),
+    "ChangePassword": Operation(
+        "iam:ChangePassword",
+        _own_user_arn,
+        lambda x, p, c: x.iam.change_password(
+            c.name, _required(p, "OldPassword"), _required(p, "NewPassword")
+        ),
     ),
     "CreateGroup": Operation(
         "iam:CreateGroup",

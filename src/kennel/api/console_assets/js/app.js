@@ -199,21 +199,21 @@ function showSignIn(message) {
     h("div", { class: "field" }, h("label", { for: "password" }, "Password"), h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true })),
     h("button", { type: "submit", class: "btn primary" }, "Sign in"),
   );
+  const forms = h("div", { class: "signin-forms" }, keyForm, passwordForm);
   for (const form of [keyForm, passwordForm]) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const submit = form.querySelector("button[type=submit]");
       submit.disabled = true;
       status.replaceChildren();
+      const fields = Object.fromEntries(new FormData(form));
       try {
-        const response = await fetch("/console/api/signin", {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "Content-Type": "application/json", "X-Kennel-Console": "1" },
-          body: JSON.stringify(Object.fromEntries(new FormData(form))),
-        });
-        const body = await response.json();
-        if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+        const body = await postSignIn("/console/api/signin", fields);
+        if (body.__type === "PasswordResetRequired") {
+          fill(forms, newPasswordForm(status, fields.user_name, fields.password, body.message));
+          document.getElementById("new-password").focus();
+          return;
+        }
         session = body;
         start();
       } catch (error) {
@@ -230,12 +230,64 @@ function showSignIn(message) {
       h("h1", {}, "Sign in to kennel"),
       h("p", { class: "lead" }, "Use an IAM user's access key, or the console password an administrator set with `kennel iam users set-password`."),
       status,
-      h("div", { class: "signin-forms" }, keyForm, passwordForm),
+      forms,
     ),
   );
   root.removeAttribute("aria-busy");
   document.title = "Sign in · kennel console";
   document.getElementById("access-key-id").focus();
+}
+
+/** POST a sign-in form; the session on success, the answer of a password that must be
+ * changed first, or an Error with the server's message. */
+async function postSignIn(url, fields) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-Kennel-Console": "1" },
+    body: JSON.stringify(fields),
+  });
+  const body = await response.json();
+  if (response.status === 403 && body.__type === "PasswordResetRequired") return body;
+  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+  return body;
+}
+
+/** The form a user whose password must be reset fills in: the new password twice. */
+function newPasswordForm(status, userName, oldPassword, reason) {
+  const fresh = h("input", { id: "new-password", name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: "8", maxlength: "128", "aria-describedby": "new-password-rules" });
+  const confirm = h("input", { id: "confirm-password", name: "confirm_password", type: "password", autocomplete: "new-password", required: true });
+  const form = h(
+    "form",
+    { class: "signin-form", "aria-label": "Choose a new password" },
+    h("h2", {}, "Choose a new password"),
+    h("p", {}, reason || "Your password must be changed before you sign in."),
+    h("p", {}, "IAM user: ", h("strong", {}, userName)),
+    h("div", { class: "field" }, h("label", { for: "new-password" }, "New password"), fresh, h("p", { id: "new-password-rules", class: "help" }, "8 to 128 characters, different from the old one.")),
+    h("div", { class: "field" }, h("label", { for: "confirm-password" }, "Confirm new password"), confirm),
+    h("button", { type: "submit", class: "btn primary" }, "Change password and sign in"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.replaceChildren();
+    if (fresh.value !== confirm.value) {
+      confirm.setAttribute("aria-invalid", "true");
+      status.append(h("p", { class: "error-box", role: "alert" }, "The two new passwords do not match."));
+      confirm.focus();
+      return;
+    }
+    confirm.removeAttribute("aria-invalid");
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      session = await postSignIn("/console/api/change-password", { user_name: userName, old_password: oldPassword, new_password: fresh.value });
+      start();
+    } catch (error) {
+      status.append(h("p", { class: "error-box", role: "alert" }, error.message));
+      submit.disabled = false;
+    }
+  });
+  return form;
 }
 
 function start() {
