@@ -617,8 +617,8 @@ def _monitoring(ctx: ServerContext) -> list[Metric]:
             )
             for row in session.scalars(select(MonitoringSchedule))
         ]
-        counts = [
-            tuple(r)
+        counts: list[tuple[str, str, int]] = [
+            (str(r[0]), str(r[1]), int(r[2]))
             for r in session.execute(
                 select(
                     MonitoringExecution.endpoint, MonitoringExecution.status, func.count()
@@ -664,8 +664,8 @@ def _monitoring(ctx: ServerContext) -> list[Metric]:
         "Monitoring executions kept, by endpoint and status.",
         ["endpoint", "status"],
     )
-    for endpoint, status, count in sorted(counts):
-        executions.add_metric([str(endpoint), str(status)], float(count))
+    for name, status, count in sorted(counts):
+        executions.add_metric([str(name), str(status)], float(count))
     figures = gauge(
         "kennel_monitoring_metric",
         "The figures of an endpoint's latest finished monitoring run (drift statistics and "
