@@ -106,6 +106,7 @@ def test_background_server_status_and_stop(tmp_path: Path) -> None:
 SCRIPTS = Path(__file__).resolve().parent.parent / "integration" / "training" / "scripts"
 
 
+@pytest.mark.slow
 def test_train_and_jobs_commands(server: RunningServer) -> None:
     env = server.env
     kennel(env, "datasets", "make-demo", "cli-train", "--image-size", "16", "--json")
@@ -161,6 +162,7 @@ def test_train_and_jobs_commands(server: RunningServer) -> None:
     assert "ml.m5.xlarge" in kennel(env, "instance-types").stdout
 
 
+@pytest.mark.slow
 def test_train_local_runs_with_no_server(tmp_path: Path) -> None:
     """The EC2 path: the built-in trainer in the foreground, no server anywhere."""
     env = kennel_env(tmp_path / "home", free_port())

@@ -14,7 +14,7 @@ from tests._server import RunningServer
 from tests.e2e.test_cli import kennel
 from tests.e2e.test_profiler_report_browser import artifacts_dir
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_two_instance_job_with_rules_describe_and_report_in_chromium(

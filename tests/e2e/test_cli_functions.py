@@ -156,6 +156,7 @@ def test_create_describe_invoke_update_and_errors(
     assert "hint:" in hint and "kennel functions list" in hint
 
 
+@pytest.mark.slow
 def test_versions_aliases_concurrency_provisioned_url_and_policy(
     server: RunningServer,
     role: str,

@@ -16,7 +16,7 @@ import pytest
 from tests._server import RunningServer
 from tests.e2e.test_cli import kennel
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PASSWORD = "correct horse battery staple"
 

@@ -21,7 +21,7 @@ from jupyter_client import BlockingKernelClient
 from tests._server import REPO, RunningServer, free_port, start_server, stop_server
 from tests.e2e.test_cli import kennel
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 START_TIMEOUT = 240.0  # JupyterLab on a busy 2-core machine
 URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+))/lab\?token=([A-Za-z0-9_\-]+)")

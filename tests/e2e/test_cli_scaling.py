@@ -23,7 +23,7 @@ from kennel._settings import Settings
 from kennel.endpoints._scaling import ScalingService
 from kennel.store import Database
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from tests._server import RunningServer
 from tests.e2e.test_cli import kennel
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_tune_create_wait_describe_best_report_deploy(

@@ -25,7 +25,7 @@ from tests._server import REPO, RunningServer, start_server, stop_server
 from kennel._client import KennelClient
 from kennel._errors import NotFoundError
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 EXAMPLE = REPO / "examples" / "dog-breeds"
 NOTEBOOK = "train_and_deploy.ipynb"

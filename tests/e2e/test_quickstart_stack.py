@@ -27,7 +27,7 @@ from tests.conftest import SERVER_SETTINGS
 from kennel._client import KennelClient
 from kennel._errors import NotFoundError
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 QUICKSTART = REPO / "examples" / "quickstart" / "stack.yaml"
 DATABASE = "KENNEL_DATABASE_URL"

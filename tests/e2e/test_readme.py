@@ -37,6 +37,8 @@ def make_demo(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = kennel_env(tmp_path / "home", free_port())
     kennel = str(REPO / ".venv" / "bin" / "kennel")

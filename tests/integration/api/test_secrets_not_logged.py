@@ -44,7 +44,7 @@ from tests.integration.functions.conftest import (
 
 from kennel._client import KennelClient
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=120)
 SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")

@@ -60,6 +60,7 @@ def test_secret_is_not_stored_in_plain_text(server: RunningServer) -> None:
     assert stat.S_IMODE((server.home / "master.key").stat().st_mode) == 0o600
 
 
+@pytest.mark.slow
 def test_restart_keeps_account_and_keys_and_sigterm_is_clean(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = start_server(home)

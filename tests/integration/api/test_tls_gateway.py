@@ -21,7 +21,7 @@ from tests._certs import self_signed
 from tests._server import free_port, kennel_env
 from tests.integration.functions.conftest import LAMBDA_TRUST, code_zip, wait_active
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=60)
 

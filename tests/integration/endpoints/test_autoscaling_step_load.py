@@ -14,10 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from tests._server import RunningServer
 from tests.integration.endpoints.conftest import Models, runtime_client, wait_for
 
 from kennel._client import KennelClient
+
+pytestmark = pytest.mark.slow
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from tests._server import start_server, stop_server
 from tests.integration.endpoints.conftest import Models, runtime_client, wait_for, wait_status
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _pid_alive(pid: int) -> bool:

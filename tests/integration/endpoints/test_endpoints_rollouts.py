@@ -17,7 +17,7 @@ from tests.integration.endpoints.conftest import Models, wait_for, wait_status
 
 from kennel._client import KennelClient
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _call(runtime: Any, endpoint: str, payload: dict[str, Any] | None = None) -> str:

@@ -21,7 +21,7 @@ from tests._server import RunningServer
 from kennel._client import KennelClient
 from kennel._errors import NotFoundError
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TINY = {"arch": "small-cnn", "epochs": 1, "image-size": 16}
 LOCK_SECONDS = 6

@@ -19,6 +19,8 @@ from tests.integration.training.test_training_jobs import wait_for
 from kennel._client import KennelClient
 from kennel._errors import KennelError
 
+pytestmark = pytest.mark.slow
+
 SCRIPTS = Path(__file__).parent / "scripts"
 
 

@@ -125,6 +125,7 @@ def test_a_failing_trial_does_not_sink_the_job(
     assert job["best_training_job"]["training_job_name"] == good["training_job_name"]
 
 
+@pytest.mark.slow
 def test_early_stopping_prunes_a_hopeless_trial(
     api: KennelClient, dataset: str, source_uri: str
 ) -> None:
@@ -219,6 +220,7 @@ def test_bad_tuning_jobs_are_refused(
     assert missing.value.status == 404
 
 
+@pytest.mark.slow
 def test_hyperband_warm_started_from_a_parent_and_its_report(
     api: KennelClient, dataset: str, source_uri: str
 ) -> None:

@@ -19,6 +19,8 @@ from tests._uploads import upload_sources
 
 from kennel._client import KennelClient
 
+pytestmark = pytest.mark.slow
+
 SCRIPTS = Path(__file__).parent / "scripts"
 OBJECTIVE = {"name": "objective:loss", "regex": r"objective_loss=([0-9.]+)"}
 FIRST_LINE = re.compile(r"first_line=([0-9.]+)")
