@@ -6,9 +6,11 @@ import hashlib
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from tests._server import RunningServer
 
@@ -59,3 +61,13 @@ def assert_aws_error(response: httpx.Response, status: int, code: str) -> str:
     assert body["__type"] == code
     assert response.headers["x-amzn-RequestId"]
     return str(body["message"])
+
+
+def aws_error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
+    """What a boto3 call that failed got back: (HTTP status, AWS error code, message)."""
+    response = caught.value.response
+    return (
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Code"],
+        response["Error"]["Message"],
+    )

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from tests._server import RunningServer
+from tests._signing import aws_error
 from tests.integration.endpoints.conftest import Models
 
 from kennel._settings import Settings
@@ -78,15 +79,6 @@ def target(scaling: Any, endpoint: str) -> Iterator[dict[str, str]]:
         scaling.deregister_scalable_target(**key)
 
 
-def _error(caught: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
-    response = caught.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-    )
-
-
 def test_register_describe_update_and_deregister(scaling: Any, endpoint: str) -> None:
     resource_id = f"endpoint/{endpoint}/variant/AllTraffic"
     key = {
@@ -122,7 +114,7 @@ def test_register_describe_update_and_deregister(scaling: Any, endpoint: str) ->
     assert listed["ScalableTargets"] == []
     with pytest.raises(scaling.exceptions.ObjectNotFoundException) as caught:
         scaling.deregister_scalable_target(**key)
-    assert _error(caught)[0] == 400
+    assert aws_error(caught)[0] == 400
 
 
 def test_put_describe_and_delete_policies(scaling: Any, target: dict[str, str]) -> None:
@@ -222,7 +214,7 @@ def test_a_metric_the_variant_does_not_publish_is_refused(
             },
             **target,
         )
-    status, code, message = _error(caught)
+    status, code, message = aws_error(caught)
     assert (status, code) == (400, "ValidationException")
     assert "does not publish metric 'GPUUtilization'" in message
     assert "InvocationsPerInstance" in message and "CPUUtilization" in message
@@ -236,7 +228,7 @@ def test_unknown_resources_and_bad_requests_are_aws_errors(scaling: Any, endpoin
     }
     with pytest.raises(scaling.exceptions.ValidationException) as caught:
         scaling.register_scalable_target(**missing, MinCapacity=1, MaxCapacity=2)
-    assert "Could not find endpoint no-such-endpoint" in _error(caught)[2]
+    assert "Could not find endpoint no-such-endpoint" in aws_error(caught)[2]
 
     with pytest.raises(scaling.exceptions.ValidationException) as caught:
         scaling.register_scalable_target(
@@ -244,7 +236,7 @@ def test_unknown_resources_and_bad_requests_are_aws_errors(scaling: Any, endpoin
             MinCapacity=1,
             MaxCapacity=2,
         )
-    assert "has no variant Nope; its variants are AllTraffic" in _error(caught)[2]
+    assert "has no variant Nope; its variants are AllTraffic" in aws_error(caught)[2]
 
     with pytest.raises(scaling.exceptions.ValidationException) as caught:
         scaling.register_scalable_target(
@@ -254,7 +246,7 @@ def test_unknown_resources_and_bad_requests_are_aws_errors(scaling: Any, endpoin
             MinCapacity=1,
             MaxCapacity=2,
         )
-    assert "kennel scales SageMaker endpoint variants only" in _error(caught)[2]
+    assert "kennel scales SageMaker endpoint variants only" in aws_error(caught)[2]
 
     with pytest.raises(scaling.exceptions.ObjectNotFoundException) as caught:
         scaling.put_scaling_policy(
@@ -263,7 +255,7 @@ def test_unknown_resources_and_bad_requests_are_aws_errors(scaling: Any, endpoin
             TargetTrackingScalingPolicyConfiguration={"TargetValue": 5.0, **INVOCATIONS},
             **{**missing, "ResourceId": f"endpoint/{endpoint}/variant/AllTraffic"},
         )
-    assert _error(caught)[2].startswith(
+    assert aws_error(caught)[2].startswith(
         "No scalable target registered for service namespace: sagemaker, resource ID: "
         f"endpoint/{endpoint}/variant/AllTraffic, scalable dimension: {DIMENSION}"
     )
@@ -291,7 +283,7 @@ def test_scheduled_actions_and_tags(scaling: Any, target: dict[str, str]) -> Non
         scaling.put_scheduled_action(
             ScheduledActionName="cron", Schedule="cron(0 9 * * ? *)", **target
         )
-    assert "not cron expressions" in _error(caught)[2]
+    assert "not cron expressions" in aws_error(caught)[2]
     scaling.delete_scheduled_action(ScheduledActionName="weekday-mornings", **target)
     with pytest.raises(scaling.exceptions.ObjectNotFoundException):
         scaling.delete_scheduled_action(ScheduledActionName="weekday-mornings", **target)
@@ -377,7 +369,7 @@ def test_a_user_without_permissions_is_denied(
     try:
         with pytest.raises(ClientError) as caught:
             denied.describe_scalable_targets(ServiceNamespace="sagemaker")
-        status, code, message = _error(caught)
+        status, code, message = aws_error(caught)
         assert (status, code) == (403, "AccessDeniedException")
         assert "application-autoscaling:DescribeScalableTargets" in message
 
@@ -396,7 +388,7 @@ def test_a_user_without_permissions_is_denied(
         assert target["ResourceId"] in [t["ResourceId"] for t in seen]
         with pytest.raises(ClientError) as caught:
             denied.deregister_scalable_target(**target)
-        status, code, message = _error(caught)
+        status, code, message = aws_error(caught)
         assert (status, code) == (403, "AccessDeniedException")
         assert "application-autoscaling:DeregisterScalableTarget" in message
         assert ":scalable-target/" in message
@@ -414,7 +406,7 @@ def test_protocol_errors_are_json(server: RunningServer) -> None:
     )
     with pytest.raises(ClientError) as caught:
         _client(bogus, server).describe_scalable_targets(ServiceNamespace="sagemaker")
-    assert _error(caught)[:2] == (403, "UnrecognizedClientException")
+    assert aws_error(caught)[:2] == (403, "UnrecognizedClientException")
 
     answer = _signed_call(server, "AnyScaleFrontendService.GetPredictiveScalingForecast", b"{}")
     assert answer.status_code == 400

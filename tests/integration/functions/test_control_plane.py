@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from tests._server import RunningServer
+from tests._signing import aws_error
 from tests.integration.functions.conftest import Create, no_retries, unique
 
 from kennel._errors import KennelError
@@ -32,15 +33,6 @@ def _zip(text: str = HANDLER, extra: bytes = b"") -> bytes:
         if extra:
             archive.writestr("blob.bin", extra, compress_type=zipfile.ZIP_STORED)
     return buffer.getvalue()
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
-    response = excinfo.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-    )
 
 
 def _trust(service: str) -> str:
@@ -136,7 +128,7 @@ def test_a_package_over_six_megabytes_is_accepted(lam: Any, role: str) -> None:
 def test_unknown_function_is_resource_not_found(lam: Any, account: str) -> None:
     with pytest.raises(ClientError) as info:
         lam.get_function(FunctionName="no-such-function")
-    assert _error(info) == (
+    assert aws_error(info) == (
         404,
         "ResourceNotFoundException",
         f"Function not found: arn:aws:lambda:us-east-1:{account}:function:no-such-function",
@@ -149,7 +141,7 @@ def test_updates_and_revision_preconditions(lam: Any, fn: str) -> None:
     revision = lam.get_function(FunctionName=fn)["Configuration"]["RevisionId"]
     with pytest.raises(lam.exceptions.PreconditionFailedException) as info:
         lam.update_function_configuration(FunctionName=fn, Timeout=30, RevisionId="stale")
-    assert _error(info)[0] == 412
+    assert aws_error(info)[0] == 412
     updated = lam.update_function_configuration(
         FunctionName=fn, Timeout=30, MemorySize=512, RevisionId=revision
     )
@@ -164,7 +156,7 @@ def test_updates_and_revision_preconditions(lam: Any, fn: str) -> None:
     assert coded["CodeSha256"] != updated["CodeSha256"] and coded["Timeout"] == 30
     with pytest.raises(ClientError) as bad:
         lam.update_function_configuration(FunctionName=fn, Timeout=901)
-    assert _error(bad)[:2] == (400, "ValidationException")
+    assert aws_error(bad)[:2] == (400, "ValidationException")
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         lam.update_function_configuration(FunctionName=fn, Runtime="nodejs20.x")
 
@@ -210,7 +202,7 @@ def test_reserved_concurrency_and_account_settings(lam: Any, fn: str) -> None:
     assert limit == 100 and settings["AccountUsage"]["FunctionCount"] >= 1
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as info:
         lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=unreserved - 9)
-    assert _error(info) == (
+    assert aws_error(info) == (
         400,
         "InvalidParameterValueException",
         "Specified ReservedConcurrentExecutions for function decreases account's "
@@ -231,7 +223,7 @@ def test_provisioned_concurrency_configs(lam: Any, fn: str, account: str) -> Non
         lam.put_provisioned_concurrency_config(
             FunctionName=fn, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1
         )
-    assert _error(info)[2] == (
+    assert aws_error(info)[2] == (
         "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
     )
     lam.publish_version(FunctionName=fn)
@@ -403,7 +395,7 @@ def test_passing_a_role_takes_pass_role_and_lambda_trust(
 
     with pytest.raises(ClientError) as denied:
         create(role)
-    status, code, message = _error(denied)
+    status, code, message = aws_error(denied)
     assert (status, code) == (403, "AccessDeniedException")
     assert f"iam:PassRole on resource: {role}" in message
 
@@ -432,6 +424,8 @@ def test_passing_a_role_takes_pass_role_and_lambda_trust(
     )["Role"]["Arn"]
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as untrusted:
         create(sagemaker_role)
-    assert _error(untrusted)[2] == "The role defined for the function cannot be assumed by Lambda."
+    assert (
+        aws_error(untrusted)[2] == "The role defined for the function cannot be assumed by Lambda."
+    )
     assert create(role)["FunctionName"] == name
     lam.delete_function(FunctionName=name)

@@ -13,6 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from tests._server import RunningServer
+from tests._signing import aws_error
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 OLD = "correct horse battery staple"
@@ -34,15 +35,6 @@ def _client(server: RunningServer, service: str, credentials: dict[str, str] | N
         region_name="us-east-1",
         config=NO_RETRIES,
         **credentials,
-    )
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
-    response = excinfo.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
     )
 
 
@@ -84,7 +76,7 @@ def test_a_user_changes_their_own_password_and_ends_the_reset(server: RunningSer
     assert _console_signin(server, name, OLD) == 401
     with pytest.raises(ClientError) as stale:
         iam.change_password(OldPassword=OLD, NewPassword="yet another password")
-    assert _error(stale) == (403, "AccessDenied", "The old password is not correct.")
+    assert aws_error(stale) == (403, "AccessDenied", "The old password is not correct.")
     iam.change_password(OldPassword=NEW, NewPassword=OLD)  # the new one now proves it
     assert _console_signin(server, name, OLD) == 200
 
@@ -93,10 +85,10 @@ def test_a_wrong_old_password_or_a_weak_new_one_changes_nothing(server: RunningS
     name, iam, _ = _user(server, policy=CHANGE_PASSWORD)
     with pytest.raises(ClientError) as wrong:
         iam.change_password(OldPassword=OLD + "!", NewPassword=NEW)
-    assert _error(wrong) == (403, "AccessDenied", "The old password is not correct.")
+    assert aws_error(wrong) == (403, "AccessDenied", "The old password is not correct.")
     with pytest.raises(iam.exceptions.PasswordPolicyViolationException) as weak:
         iam.change_password(OldPassword=OLD, NewPassword="short")
-    assert _error(weak)[:2] == (400, "PasswordPolicyViolation")
+    assert aws_error(weak)[:2] == (400, "PasswordPolicyViolation")
     assert _reset_required(server, name) is True
     assert _console_signin(server, name, OLD) == 403
     assert _console_signin(server, name, NEW) == 401
@@ -122,7 +114,7 @@ def test_without_iam_change_password_the_user_is_denied(server: RunningServer) -
     name, iam, _ = _user(server, policy=None)
     with pytest.raises(ClientError) as denied:
         iam.change_password(OldPassword=OLD, NewPassword=NEW)
-    status, code, message = _error(denied)
+    status, code, message = aws_error(denied)
     assert (status, code) == (403, "AccessDenied")
     assert "iam:ChangePassword" in message and f"user/{name}" in message
     assert _reset_required(server, name) is True
@@ -135,7 +127,7 @@ def test_the_builtin_policy_does_not_reach_another_users_password(server: Runnin
     _, iam, _ = _user(server, policy=CHANGE_PASSWORD)
     with pytest.raises(ClientError) as denied:
         iam.update_login_profile(UserName=victim, Password=NEW)
-    assert _error(denied)[:2] == (403, "AccessDenied")
+    assert aws_error(denied)[:2] == (403, "AccessDenied")
     document = _client(server, "iam").get_policy_version(PolicyArn=CHANGE_PASSWORD, VersionId="v1")[
         "PolicyVersion"
     ]["Document"]
@@ -146,7 +138,7 @@ def test_a_user_without_a_console_password_gets_no_such_entity(server: RunningSe
     _, iam, _ = _user(server, policy=CHANGE_PASSWORD, password=None)
     with pytest.raises(iam.exceptions.NoSuchEntityException) as missing:
         iam.change_password(OldPassword=OLD, NewPassword=NEW)
-    assert _error(missing)[:2] == (404, "NoSuchEntity")
+    assert aws_error(missing)[:2] == (404, "NoSuchEntity")
 
 
 def test_a_role_session_gets_invalid_user_type(server: RunningServer) -> None:
@@ -181,6 +173,6 @@ def test_a_role_session_gets_invalid_user_type(server: RunningServer) -> None:
     )
     with pytest.raises(ClientError) as refused:
         as_role.change_password(OldPassword=OLD, NewPassword=NEW)
-    status, code, message = _error(refused)
+    status, code, message = aws_error(refused)
     assert (status, code) == (400, "InvalidUserType")
     assert "only an IAM user" in message

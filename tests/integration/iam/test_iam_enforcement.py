@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from tests._server import RunningServer
+from tests._signing import aws_error
 from tests.integration.endpoints.conftest import Models
 
 from kennel._client import KennelClient
@@ -94,15 +95,6 @@ def _role_trusting_admin(iam: Any, role: str, account: str) -> str:
     return str(iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
 
 
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
-    response = excinfo.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-    )
-
-
 def _invoke(aws: Aws, endpoint: str) -> dict[str, Any]:
     answer = aws.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=endpoint, Body=json.dumps({"echo": "woof"}), ContentType="application/json"
@@ -161,7 +153,7 @@ def test_least_privilege_role_end_to_end(
 
     with pytest.raises(ClientError) as denied:
         _invoke(fn, other)
-    status, code, message = _error(denied)
+    status, code, message = aws_error(denied)
     session_arn = fn.client("sts").get_caller_identity()["Arn"]
     assert (status, code) == (403, "AccessDeniedException")
     assert message == (
@@ -232,7 +224,7 @@ def test_generated_policy_is_the_least_privilege_that_still_runs_the_flow(
     assert _invoke(narrowed, dogs)["echo"] == "woof"
     with pytest.raises(ClientError) as denied:
         _invoke(narrowed, other)
-    assert _error(denied)[:2] == (403, "AccessDeniedException")
+    assert aws_error(denied)[:2] == (403, "AccessDeniedException")
 
 
 def test_temporary_credentials_expire(admin: Aws, account: str) -> None:
@@ -255,11 +247,11 @@ def test_temporary_credentials_expire(admin: Aws, account: str) -> None:
     time.sleep(max(0.0, creds["Expiration"].timestamp() - time.time()) + 1.0)
     with pytest.raises(ClientError) as expired:
         session.client("sts").get_caller_identity()
-    assert _error(expired)[:2] == (403, "ExpiredToken")
+    assert aws_error(expired)[:2] == (403, "ExpiredToken")
     forged = Aws(admin.server, creds["AccessKeyId"], creds["SecretAccessKey"], "not-the-token")
     with pytest.raises(ClientError) as bad_token:
         forged.client("sts").get_caller_identity()
-    assert _error(bad_token)[0] == 403
+    assert aws_error(bad_token)[0] == 403
 
 
 def test_a_deactivated_key_is_refused_and_a_reactivated_one_works(admin: Aws) -> None:
@@ -271,7 +263,7 @@ def test_a_deactivated_key_is_refused_and_a_reactivated_one_works(admin: Aws) ->
     iam.update_access_key(UserName=name, AccessKeyId=key_id, Status="Inactive")
     with pytest.raises(ClientError) as refused:
         user.client("sts").get_caller_identity()
-    assert _error(refused)[:2] == (403, "InvalidClientTokenId")
+    assert aws_error(refused)[:2] == (403, "InvalidClientTokenId")
     iam.update_access_key(UserName=name, AccessKeyId=key_id, Status="Active")
     assert user.client("sts").get_caller_identity()["Arn"].endswith(f"user/{name}")
     used = iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
@@ -300,7 +292,7 @@ def test_a_user_without_policies_is_denied_everywhere_and_every_denial_is_logged
             assert "is not authorized to perform" in denied.value.message
     with pytest.raises(ClientError) as iam_denied:
         user.client("iam").list_users()
-    assert _error(iam_denied)[:2] == (403, "AccessDenied")
+    assert aws_error(iam_denied)[:2] == (403, "AccessDenied")
     # GetCallerIdentity needs no permission, as on AWS.
     assert user.client("sts").get_caller_identity()["Arn"].endswith("user/" + _name(user))
     with admin.kennel() as api:
@@ -386,7 +378,7 @@ def test_assume_role_needs_the_trust_policy(admin: Aws, account: str) -> None:
     )["Role"]["Arn"]
     with pytest.raises(ClientError) as refused:
         _assume(stranger, role_arn)
-    status, code, message = _error(refused)
+    status, code, message = aws_error(refused)
     assert (status, code) == (403, "AccessDenied")
     assert "not authorized to perform: sts:AssumeRole" in message
 
@@ -398,12 +390,12 @@ def test_malformed_policies_are_refused_with_aws_messages(admin: Aws) -> None:
             PolicyName=_unique("bad"),
             PolicyDocument=json.dumps({"Statement": [{"Effect": "Allow", "Action": "*"}]}),
         )
-    status, code, message = _error(bad)
+    status, code, message = aws_error(bad)
     assert (status, code) == (400, "MalformedPolicyDocument")
     assert message.startswith("Policy document must be version 2012-10-17 or greater.")
     with pytest.raises(ClientError) as missing:
         iam.get_role(RoleName="no-such-role")
-    assert _error(missing)[:2] == (404, "NoSuchEntity")
+    assert aws_error(missing)[:2] == (404, "NoSuchEntity")
 
 
 def test_mfa_session_satisfies_a_policy_that_requires_mfa(admin: Aws, tmp_path: Path) -> None:
@@ -448,7 +440,7 @@ def test_mfa_session_satisfies_a_policy_that_requires_mfa(admin: Aws, tmp_path: 
         user.client("sts").get_session_token(
             SerialNumber=device["SerialNumber"], TokenCode=f"{(int(good) + 1) % 10**6:06d}"
         )
-    assert _error(wrong_code)[0] == 403
+    assert aws_error(wrong_code)[0] == 403
     creds = user.client("sts").get_session_token(
         SerialNumber=device["SerialNumber"], TokenCode=good
     )["Credentials"]

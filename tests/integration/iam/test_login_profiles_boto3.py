@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from tests._server import RunningServer
+from tests._signing import aws_error
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 PASSWORD = "correct horse battery staple"
@@ -31,15 +32,6 @@ def _iam(server: RunningServer, key: str | None = None, secret: str | None = Non
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=NO_RETRIES,
-    )
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
-    response = excinfo.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
     )
 
 
@@ -65,21 +57,25 @@ def test_create_get_update_delete_with_boto3(server: RunningServer) -> None:
 
     with pytest.raises(ClientError) as twice:
         iam.create_login_profile(UserName=user, Password=PASSWORD)
-    assert _error(twice)[:2] == (409, "EntityAlreadyExists")
+    assert aws_error(twice)[:2] == (409, "EntityAlreadyExists")
     with pytest.raises(iam.exceptions.EntityAlreadyExistsException):
         iam.create_login_profile(UserName=user, Password=PASSWORD)
 
     with pytest.raises(ClientError) as conflict:
         iam.delete_user(UserName=user)
-    assert _error(conflict)[:2] == (409, "DeleteConflict")
+    assert aws_error(conflict)[:2] == (409, "DeleteConflict")
 
     iam.delete_login_profile(UserName=user)
     with pytest.raises(iam.exceptions.NoSuchEntityException) as gone:
         iam.get_login_profile(UserName=user)
-    assert _error(gone) == (404, "NoSuchEntity", f"Login Profile for User {user} cannot be found.")
+    assert aws_error(gone) == (
+        404,
+        "NoSuchEntity",
+        f"Login Profile for User {user} cannot be found.",
+    )
     with pytest.raises(ClientError) as again:
         iam.delete_login_profile(UserName=user)
-    assert _error(again)[:2] == (404, "NoSuchEntity")
+    assert aws_error(again)[:2] == (404, "NoSuchEntity")
     iam.delete_user(UserName=user)
 
 
@@ -90,7 +86,7 @@ def test_password_length_rules(server: RunningServer, password: str) -> None:
     iam.create_user(UserName=user)
     with pytest.raises(iam.exceptions.PasswordPolicyViolationException) as refused:
         iam.create_login_profile(UserName=user, Password=password)
-    status, code, message = _error(refused)
+    status, code, message = aws_error(refused)
     assert (status, code) == (400, "PasswordPolicyViolation")
     assert "minimum length of 8" in message
     with pytest.raises(iam.exceptions.NoSuchEntityException):
@@ -136,14 +132,14 @@ def test_least_privilege_user_is_denied_another_users_password(server: RunningSe
 
     with pytest.raises(ClientError) as denied:
         mine.create_login_profile(UserName=other, Password=PASSWORD)
-    status, code, message = _error(denied)
+    status, code, message = aws_error(denied)
     assert (status, code) == (403, "AccessDenied")
     assert "iam:CreateLoginProfile" in message and f"user/{other}" in message
     with pytest.raises(admin.exceptions.NoSuchEntityException):
         admin.get_login_profile(UserName=other)
     with pytest.raises(ClientError) as denied_delete:
         mine.delete_login_profile(UserName=other)
-    assert _error(denied_delete)[:2] == (403, "AccessDenied")
+    assert aws_error(denied_delete)[:2] == (403, "AccessDenied")
 
     mine.delete_login_profile()
     admin.delete_access_key(UserName=me, AccessKeyId=key["AccessKeyId"])
