@@ -15,6 +15,11 @@ from botocore.exceptions import ClientError
 from tests._server import RunningServer
 
 
+def wrong_secret(secret: str) -> str:
+    """The secret with its last character changed: never the secret itself, whatever it ends in."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
+
+
 def send_signed(
     server: RunningServer,
     method: str = "GET",

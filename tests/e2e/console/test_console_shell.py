@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from tests._server import RunningServer
+from tests._signing import wrong_secret
 from tests.e2e.console._console_browser import NARROW
 from tests.e2e.console.conftest import admin_key
 
@@ -22,7 +23,7 @@ def test_a_wrong_secret_is_refused_and_the_right_one_signs_in(
     key, secret = admin_key(server)
     page.goto()
     page.page.get_by_label("Access key ID").fill(key)
-    page.page.get_by_label("Secret access key").fill(secret[:-1] + "x")
+    page.page.get_by_label("Secret access key").fill(wrong_secret(secret))
     page.page.get_by_role("form", name="Sign in with an access key").get_by_role("button").click()
     alert = page.page.get_by_role("alert")
     alert.wait_for()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from tests._server import RunningServer
+from tests._signing import wrong_secret
 
 HEADER = {"X-Kennel-Console": "1"}
 
@@ -73,7 +74,7 @@ def test_a_wrong_secret_or_an_unknown_user_is_refused_alike(
         answers = [
             client.post(
                 "/console/api/signin",
-                json={"access_key_id": key, "secret_access_key": secret[:-1] + "x"},
+                json={"access_key_id": key, "secret_access_key": wrong_secret(secret)},
             ),
             client.post(
                 "/console/api/signin",
