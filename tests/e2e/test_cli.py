@@ -15,8 +15,13 @@ pytestmark = pytest.mark.e2e
 
 
 def kennel(
-    env: dict[str, str], *args: str, check: bool = True, cwd: Path | None = None
+    env: dict[str, str],
+    *args: str,
+    check: bool = True,
+    cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m kennel``; ``stdin`` is what is typed (none: no standard input)."""
     result = subprocess.run(
         [sys.executable, "-m", "kennel", *args],
         env=env,
@@ -24,7 +29,8 @@ def kennel(
         capture_output=True,
         text=True,
         timeout=300,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import configparser
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from tests._server import RunningServer
+from tests.e2e.test_cli import kennel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -20,14 +20,7 @@ CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"
 
 
 def _run(env: dict[str, str], stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kennel", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return kennel(env, *args, stdin=stdin, check=False)
 
 
 def _as_user(server: RunningServer, tmp_path: Path, key: dict[str, str]) -> dict[str, str]:

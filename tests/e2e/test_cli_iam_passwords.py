@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -24,19 +23,7 @@ PASSWORD = "correct horse battery staple"
 def _typed(
     env: dict[str, str], stdin: str, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "kennel", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"kennel {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+    return kennel(env, *args, stdin=stdin, check=check)
 
 
 def _profile(env: dict[str, str], user: str) -> Any:
