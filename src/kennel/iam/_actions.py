@@ -105,6 +105,7 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("sagemaker", "CreateMonitoringSchedule", "Write", _sm("monitoring-schedule")),
     ("sagemaker", "DescribeMonitoringSchedule", "Read", _sm("monitoring-schedule")),
     ("sagemaker", "DeleteMonitoringSchedule", "Write", _sm("monitoring-schedule")),
+    ("sagemaker", "ListMonitoringSchedules", "List", "*"),
     ("sagemaker", "StartMonitoringSchedule", "Write", _sm("monitoring-schedule")),
     ("sagemaker", "ListMonitoringExecutions", "List", "*"),
     ("kennel", "PutGroundTruth", "Write", _kennel("endpoint")),

@@ -237,6 +237,15 @@ class MonitoringService:
         info["latest_execution"] = latest[0] if latest else None
         return info
 
+    def list_schedules(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Every schedule, by endpoint name; ``endpoint`` keeps only that endpoint's (as
+        ListMonitoringSchedules' EndpointName does): an empty list, not an error, if none."""
+        query = select(MonitoringSchedule).order_by(MonitoringSchedule.endpoint)
+        if endpoint is not None:
+            query = query.where(MonitoringSchedule.endpoint == endpoint)
+        with self.db.session() as session:
+            return [schedule_to_dict(row) for row in session.scalars(query).all()]
+
     def delete_schedule(self, endpoint: str) -> None:
         with self.db.session() as session:
             row = session.get(MonitoringSchedule, endpoint)

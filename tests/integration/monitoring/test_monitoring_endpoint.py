@@ -153,6 +153,8 @@ def test_monitoring_flags_drift_and_reports_live_accuracy(
     schedule = api.request("PUT", f"{base}/monitoring-schedule", json_body={}).json()
     assert schedule["interval_seconds"] == 3600
     assert schedule["alarm"]["state"] == "INSUFFICIENT_DATA"
+    listed = api.get("/api/v1/monitoring-schedules", params={"endpoint": endpoint})
+    assert listed["schedules"] == [schedule]
 
     images = _test_images(server, monitored["dataset"])
     assert len(images) == 10 * PER_CLASS
@@ -225,6 +227,9 @@ def test_monitoring_flags_drift_and_reports_live_accuracy(
     changed = json.loads(_cli(server, "monitoring-schedule", endpoint, "--every", "600", "--json"))
     assert changed["interval_seconds"] == 600
     _cli(server, "monitoring-schedule", endpoint, "--delete")
+    assert api.get("/api/v1/monitoring-schedules", params={"endpoint": endpoint}) == {
+        "schedules": []
+    }
     assert api.get(f"{base}/monitoring/executions")["executions"]  # executions stay
 
 

@@ -389,6 +389,19 @@ def test_schedules_run_when_their_interval_has_passed(
     assert service.run_due() == []
 
 
+def test_schedules_are_listed_and_filtered_by_endpoint(
+    service: MonitoringService, endpoint: str
+) -> None:
+    assert service.list_schedules() == []
+    assert service.list_schedules(endpoint) == []  # not monitored: empty, not an error
+    made = service.put_schedule(endpoint, ScheduleSpec(interval_seconds=600))
+    assert service.list_schedules(endpoint) == [made]
+    assert service.list_schedules() == [made]
+    assert service.list_schedules("other") == []
+    service.delete_schedule(endpoint)
+    assert service.list_schedules(endpoint) == []
+
+
 def test_one_run_at_a_time_per_endpoint(service: MonitoringService, endpoint: str) -> None:
     service._running.add(endpoint)
     with pytest.raises(ConflictError):

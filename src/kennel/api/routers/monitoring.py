@@ -31,6 +31,18 @@ def put_schedule(name: str, spec: ScheduleSpec, ctx: Context) -> dict[str, Any]:
 
 
 @router.get(
+    "/monitoring-schedules",
+    dependencies=[authorize("sagemaker:ListMonitoringSchedules")],
+)
+def list_schedules(
+    ctx: Context, endpoint: str | None = Query(default=None, min_length=1, max_length=63)
+) -> dict[str, Any]:
+    """The schedules (one per monitored endpoint); ``?endpoint=`` keeps that endpoint's, so
+    a caller learns whether it is monitored without a 404."""
+    return {"schedules": ctx.monitoring.list_schedules(endpoint)}
+
+
+@router.get(
     "/endpoints/{name}/monitoring-schedule",
     dependencies=[authorize("sagemaker:DescribeMonitoringSchedule", path="name")],
 )
