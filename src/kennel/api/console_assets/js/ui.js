@@ -68,8 +68,8 @@ export function table({ columns, rows, empty = "Nothing here yet.", caption, lab
 /** A link inside the console: link("#/endpoints/x", "x"). */
 export const link = (href, text) => h("a", { href }, text);
 
-const GOOD = /^(Completed|InService|Active|READY|NoIssuesFound|Successful|Enabled|Succeeded)$/i;
-const BAD = /^(Failed|Stopped|Error|IssuesFound|Denied|FAILED|RolledBack|MaxRuntimeExceeded|Inactive)$/i;
+const GOOD = /^(Completed|InService|Active|READY|NoIssuesFound|Successful|Enabled|Succeeded|OK)$/i;
+const BAD = /^(Failed|Stopped|Error|IssuesFound|Denied|FAILED|RolledBack|MaxRuntimeExceeded|Inactive|ALARM|Violated|CompletedWithViolations)$/i;
 const BUSY = /(InProgress|Creating|Updating|Pending|Stopping|Deleting|IN_PROGRESS|Starting|Training)/i;
 
 /** A status word in a colour that says good / bad / busy; the word itself carries the meaning. */

@@ -1,5 +1,6 @@
 // Endpoints: the list, and an endpoint's page: status, variants and their instances,
-// live metric charts, the scaling policy and its activities, and a test panel that sends
+// live metric charts, the scaling policy and its activities, model monitoring (schedule,
+// alarm, the latest checks, past runs and their reports), and a test panel that sends
 // an image (uploaded or by URL) and shows the top-5 classes with their scores.
 
 import { del, get, request, seg } from "../api.js";
@@ -206,6 +207,88 @@ function scalingView(body) {
   ]);
 }
 
+// --- monitoring ---------------------------------------------------------------------------
+
+const MONITORING_RUNS = 10;
+
+/** 4 significant digits, without trailing zeros: 0.05, 1000, 1e-7. */
+const number = (value) => (value === null || value === undefined ? "—" : String(Number(Number(value).toPrecision(4))));
+
+function checksTable(execution) {
+  const checks = (execution.result || {}).checks || [];
+  return table({
+    label: "Checks of the latest run",
+    columns: [
+      { label: "Check", value: (c) => c.name },
+      { label: "Statistic", value: (c) => number(c.statistic), numeric: true },
+      { label: "Threshold", value: (c) => number(c.threshold), numeric: true },
+      { label: "p-value", value: (c) => number(c.p_value), numeric: true },
+      { label: "Violated", value: (c) => (c.violated ? badge("Violated") : "no") },
+      { label: "Note", value: (c) => c.note || "" },
+    ],
+    rows: checks,
+    empty: (execution.result || {}).note || "The latest run made no check.",
+  });
+}
+
+function executionsTable(name, executions) {
+  const report = (e) => `${ENDPOINTS}/${seg(name)}/monitoring/executions/${seg(e.id)}/report`;
+  return table({
+    label: "Monitoring runs",
+    columns: [
+      { label: "Started", value: (e) => when(e.started_at) },
+      { label: "Trigger", value: (e) => e.trigger },
+      { label: "Status", value: (e) => badge(e.status) },
+      { label: "Window", value: (e) => `${when(e.window_start)} – ${when(e.window_end)}` },
+      { label: "Records", value: (e) => number((e.metrics || {}).records), numeric: true },
+      { label: "Violations", value: (e) => number((e.metrics || {}).violations), numeric: true },
+      {
+        label: "Report",
+        value: (e) =>
+          e.report_key ? h("a", { href: report(e), target: "_blank", rel: "noopener" }, "Open") : e.failure_reason || "—",
+      },
+    ],
+    rows: executions,
+    empty: `No monitoring run yet: \`kennel endpoints monitor ${name} --run\` runs one.`,
+  });
+}
+
+function monitoringView(name, schedule, executions) {
+  const alarm = (schedule && schedule.alarm) || {};
+  const about = schedule
+    ? facts([
+        ["Schedule", `every ${schedule.interval_seconds} s over the last ${schedule.window_seconds || schedule.interval_seconds} s`],
+        ["Alarm", h("span", {}, badge(alarm.state), alarm.reason ? ` ${alarm.reason}` : "")],
+        alarm.function ? ["Alarm function", link(`#/functions/${seg(alarm.function)}`, alarm.function)] : null,
+        ["Last run", when(schedule.last_run_at)],
+      ])
+    : h(
+        "p",
+        { class: "empty" },
+        "Not monitored on a schedule. Create one with ",
+        h("code", {}, `kennel endpoints monitoring-schedule ${name} --every 3600`),
+        ".",
+      );
+  const latest = executions.find((e) => e.status !== "Failed" && e.status !== "InProgress");
+  return [
+    about,
+    latest ? [h("h3", {}, `Latest checks (${when(latest.started_at)})`), checksTable(latest)] : null,
+    h("h3", {}, "Recent runs"),
+    executionsTable(name, executions),
+  ];
+}
+
+async function monitoringOf(name, signal) {
+  const base = `${ENDPOINTS}/${seg(name)}`;
+  // The list, filtered to this endpoint: no schedule is an empty list, not a 404 (runs
+  // may still be made on demand).
+  const [listed, found] = await Promise.all([
+    get(`/api/v1/monitoring-schedules?endpoint=${seg(name)}`, { signal }),
+    get(`${base}/monitoring/executions?limit=${MONITORING_RUNS}`, { signal }),
+  ]);
+  return monitoringView(name, listed.schedules[0] || null, found.executions);
+}
+
 // --- the test panel -----------------------------------------------------------------------
 
 /** "042.Cairn_terrier" -> "Cairn terrier": the breed, without the data set's numbering. */
@@ -377,6 +460,7 @@ async function detailPage(app, main, page) {
   const status = h("div");
   const variants = h("div");
   const scaling = h("div");
+  const monitoring = h("div");
   const metrics = metricsView(name, page);
   fill(
     main,
@@ -386,6 +470,7 @@ async function detailPage(app, main, page) {
     section("Production variants", variants),
     section("Metrics", metrics.view),
     section("Scaling", scaling),
+    section("Monitoring", monitoring),
   );
   const drawEndpoint = (endpoint) => {
     fill(status, statusFacts(endpoint));
@@ -393,11 +478,12 @@ async function detailPage(app, main, page) {
   };
   drawEndpoint(first);
   page.every(2000, async () => drawEndpoint(await get(`${ENDPOINTS}/${seg(name)}`, { signal: page.signal })));
-  // Each part on its own: a user who may describe the endpoint but not read its metrics
-  // or scaling still sees the rest of the page.
+  // Each part on its own: a user who may describe the endpoint but not read its metrics,
+  // scaling or monitoring still sees the rest of the page.
   await Promise.all([
     live(page, 5000, metrics.status, metrics.draw),
     live(page, 5000, scaling, async () => fill(scaling, scalingView(await get(`${ENDPOINTS}/${seg(name)}/scaling`, { signal: page.signal })))),
+    live(page, 10000, monitoring, async () => fill(monitoring, await monitoringOf(name, page.signal))),
   ]);
 }
 
