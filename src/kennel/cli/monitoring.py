@@ -1,4 +1,4 @@
-"""``kennel endpoints monitor | monitor-report | monitoring-schedule | labels``."""
+"""``kennel endpoints monitor | monitor-report | monitoring-schedule(s) | labels``."""
 
 from __future__ import annotations
 
@@ -164,6 +164,36 @@ def monitoring_schedule(
     table.add_row("every", f"{info['interval_seconds']} s")
     table.add_row("alarm", str((info.get("alarm") or {}).get("state", "-")))
     table.add_row("last run", str(info.get("last_run_at") or "-"))
+    console.print(table)
+
+
+def monitoring_schedules(as_json: JsonOption = False) -> None:
+    """Every monitored endpoint: its schedule, alarm state and last run."""
+    with client() as api:
+        schedules: list[dict[str, Any]] = api.get("/api/v1/monitoring-schedules")["schedules"]
+    if as_json:
+        print_json({"schedules": schedules})
+        return
+    if not schedules:
+        console.print(
+            "No endpoint is monitored on a schedule: "
+            "`kennel endpoints monitoring-schedule NAME --every 3600` makes one."
+        )
+        return
+    table = Table()
+    for column in ("endpoint", "every", "alarm", "reason", "last run"):
+        table.add_column(column)
+    for info in schedules:
+        alarm = info.get("alarm") or {}
+        state = str(alarm.get("state", "-"))
+        colour = {"OK": "green", "ALARM": "red"}.get(state, "yellow")
+        table.add_row(
+            info["endpoint"],
+            f"{info['interval_seconds']} s",
+            f"[{colour}]{state}[/]",
+            str(alarm.get("reason") or ""),
+            str(info.get("last_run_at") or "-"),
+        )
     console.print(table)
 
 

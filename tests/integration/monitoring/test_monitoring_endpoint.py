@@ -226,6 +226,9 @@ def test_monitoring_flags_drift_and_reports_live_accuracy(
     assert "Drift over time" in (tmp_path / "report.html").read_text()
     changed = json.loads(_cli(server, "monitoring-schedule", endpoint, "--every", "600", "--json"))
     assert changed["interval_seconds"] == 600
+    listed = json.loads(_cli(server, "monitoring-schedules", "--json"))["schedules"]
+    assert [s["interval_seconds"] for s in listed if s["endpoint"] == endpoint] == [600]
+    assert endpoint in _cli(server, "monitoring-schedules")
     _cli(server, "monitoring-schedule", endpoint, "--delete")
     assert api.get("/api/v1/monitoring-schedules", params={"endpoint": endpoint}) == {
         "schedules": []
