@@ -91,7 +91,9 @@ def test_a_rule_with_stop_training_stops_the_job(api: KennelClient, hooked_sourc
 
 
 def test_a_slow_data_loader_is_an_io_bottleneck(api: KennelClient, hooked_source: str) -> None:
-    spec = hooked_job("dbg-io", hooked_source, **{"loader-sleep": 0.05, "steps": 30})
+    # 0.1 s a batch: the script sleeps most of the time even when a busy machine makes
+    # its short bursts of work wait for a core (which counts as its CPU).
+    spec = hooked_job("dbg-io", hooked_source, **{"loader-sleep": 0.1, "steps": 40})
     api.post("/api/v1/training-jobs", spec)
     job = wait_for(api, "dbg-io")
     assert job["status"] == "Completed", job["failure_reason"]
