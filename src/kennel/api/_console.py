@@ -5,10 +5,14 @@ the installed ``plotly`` package) that calls the same API as the CLI and boto3, 
 page is authorized by the same policies. Signing in (an access key and its secret, or an
 IAM user's console password) makes temporary credentials for that user, as STS
 GetSessionToken does. A password an administrator marked PasswordResetRequired signs no one
-in: the page asks for a new one and sends it to ``change-password``, which changes it as
-IAM's ChangePassword does (the user's own policies must allow ``iam:ChangePassword``) and
-then signs in; the browser holds them in an HttpOnly, SameSite=Strict cookie, and
-:func:`cookie_identity` turns the cookie back into the caller for the gateway. A request
+in, nor does one older than the account password policy's MaxPasswordAge: the page asks
+for a new one and sends it to ``change-password``, which changes it as IAM's ChangePassword
+does (the user's own policies must allow ``iam:ChangePassword``, or the password policy's
+AllowUsersToChangePassword, which the authorizer applies) and then signs in. Under the
+policy's HardExpiry an expired password is refused outright (403 PasswordExpired) and
+only an administrator can set a new one. The browser holds a session's credentials in an
+HttpOnly, SameSite=Strict cookie, and :func:`cookie_identity` turns the cookie back into
+the caller for the gateway. A request
 that changes something must also carry ``X-Kennel-Console: 1``, which a page on another
 site cannot send without a CORS preflight this server never grants.
 """
@@ -64,6 +68,21 @@ class PasswordResetRequiredError(AuthError):
     """The right console password, but an administrator requires a new one first."""
 
     aws_code = "PasswordResetRequired"
+
+
+class PasswordExpiredError(AuthError):
+    """The right console password, but expired under a password policy with HardExpiry:
+    only an administrator can set a new one."""
+
+    aws_code = "PasswordExpired"
+
+
+def _hard_expired(user: str) -> PasswordExpiredError:
+    return PasswordExpiredError(
+        "Your password has expired and the account's password policy (HardExpiry) does not "
+        "let you choose a new one: ask an administrator to reset it with "
+        f"`kennel iam users set-password {user}`."
+    )
 
 
 def plotly_js() -> Path:
@@ -228,6 +247,9 @@ class Console:
         except PasswordResetRequiredError as exc:
             log.info("console sign-in of %s held for a new password", form.get("user_name"))
             return _json_error(exc.status, exc.aws_code, exc.message)
+        except PasswordExpiredError as exc:
+            log.info("console sign-in of %s refused: password expired", form.get("user_name"))
+            return _json_error(exc.status, exc.aws_code, exc.message)
         if started is None:
             await asyncio.sleep(FAILED_SIGNIN_DELAY)
             log.info("console sign-in refused (%s)", _how(form))
@@ -276,9 +298,17 @@ class Console:
         if isinstance(user, str) and isinstance(password, str) and user and password:
             if not self.ctx.iam.check_password(user, password):
                 return None
-            if self.ctx.iam.password_reset_required(user):
+            state = self.ctx.iam.password_state(user)
+            if state == "hard-expired":
+                raise _hard_expired(user)
+            if state in ("expired", "reset-required"):
+                why = (
+                    "Your password has expired (the account's password policy sets a maximum age)"
+                    if state == "expired"
+                    else "Your password must be changed before you sign in"
+                )
                 raise PasswordResetRequiredError(
-                    "Your password must be changed before you sign in: choose a new password."
+                    f"{why}: choose a new password. It needs {self.ctx.iam.password_rules()}."
                 )
             made = self.ctx.iam.console_session(user, SESSION_SECONDS)
             return f"arn:aws:iam::{self.ctx.account_id}:user/{user}", made.get("Credentials", made)
@@ -321,6 +351,8 @@ class Console:
         user or old password. The user's own policies decide, as for IAM's ChangePassword."""
         if not self.ctx.iam.check_password(user, old):
             return None
+        if self.ctx.iam.password_state(user) == "hard-expired":
+            raise _hard_expired(user)
         own_arn = f"arn:aws:iam::{self.ctx.account_id}:user/{user}"
         principal = self.ctx.authorizer.principal_for_arn(own_arn)
         outcome = self.ctx.authorizer.check(principal, "iam:ChangePassword", own_arn, facts)

@@ -33,6 +33,14 @@ from kennel._errors import (
 from kennel.cli._aws import AwsClient, aws_client, parse_duration
 from kennel.cli._common import JsonOption, client, pairs
 from kennel.cli._output import console, err_console, fold_table, kv_table, plain, print_json, when
+from kennel.iam._password_policy import (
+    DEFAULT_MINIMUM_LENGTH,
+    MAX_PASSWORD_AGE_DAYS,
+    MAX_PASSWORD_LENGTH,
+    MAX_REUSE_PREVENTION,
+    MIN_PASSWORD_LENGTH,
+    SYMBOLS_TEXT,
+)
 
 app = typer.Typer(
     help="IAM: users, keys, groups, roles, policies, MFA, STS, and why a call was allowed.",
@@ -48,12 +56,18 @@ policies_app = typer.Typer(
     help="Managed policies (customer managed and built-in).", no_args_is_help=True
 )
 mfa_app = typer.Typer(help="Virtual MFA devices.", no_args_is_help=True)
+password_policy_app = typer.Typer(
+    help="The account's password policy: what console passwords must be, and how long they "
+    "last. Without a subcommand, show it.",
+    invoke_without_command=True,
+)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(groups_app, name="groups")
 app.add_typer(roles_app, name="roles")
 app.add_typer(policies_app, name="policies")
 app.add_typer(mfa_app, name="mfa")
+app.add_typer(password_policy_app, name="password-policy")
 
 IAM_API = "/api/v1/iam"
 POLICY_VERSION = "2012-10-17"
@@ -959,6 +973,156 @@ def list_mfa(as_json: JsonOption = False) -> None:
             when(d.get("EnableDate")),
         )
     console.print(table)
+
+
+# Password policy -------------------------------------------------------------------------------
+
+KENNEL_PASSWORD_RULE = (
+    f"console passwords need {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters of "
+    "any kind, never expire, and users change their own only where a policy allows "
+    "iam:ChangePassword."
+)
+"""What applies without a password policy (kennel's rule, not AWS's 3-of-4 default)."""
+
+
+def _account_password_policy(iam: AwsClient) -> dict[str, Any] | None:
+    try:
+        return dict(iam.get_account_password_policy()["PasswordPolicy"])
+    except KennelError as error:
+        if error.aws_code == "NoSuchEntity":
+            return None
+        raise
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _show_password_policy(policy: dict[str, Any]) -> None:
+    table = kv_table()
+    table.add_row("minimum length", str(policy["MinimumPasswordLength"]))
+    table.add_row("uppercase letter", _yes_no(policy["RequireUppercaseCharacters"]))
+    table.add_row("lowercase letter", _yes_no(policy["RequireLowercaseCharacters"]))
+    table.add_row("number", _yes_no(policy["RequireNumbers"]))
+    table.add_row("symbol", _yes_no(policy["RequireSymbols"]) + f"  ({SYMBOLS_TEXT})")
+    age = policy.get("MaxPasswordAge")
+    expiry = f"after {age} days" if age else "never"
+    if age and policy.get("HardExpiry"):
+        expiry += ", then only an administrator can set a new one (hard expiry)"
+    elif age:
+        expiry += ", then the user chooses a new one at sign-in"
+    table.add_row("expires", expiry)
+    reuse = policy.get("PasswordReusePrevention")
+    table.add_row("reuse", f"not any of the last {reuse}" if reuse else "allowed")
+    table.add_row("users change own", _yes_no(policy["AllowUsersToChangePassword"]))
+    console.print(table)
+
+
+@password_policy_app.callback()
+def password_policy(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the account's password policy (iam get-account-password-policy)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    policy = _account_password_policy(aws_client("iam"))
+    if as_json:
+        print_json(plain(policy))
+        return
+    if policy is None:
+        console.print(
+            f"No password policy is set: {KENNEL_PASSWORD_RULE}", soft_wrap=True, highlight=False
+        )
+        console.print("Set one with: kennel iam password-policy set --help", style="dim")
+        return
+    _show_password_policy(policy)
+
+
+@password_policy_app.command("set")
+def set_password_policy(
+    min_length: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Fewest characters ({DEFAULT_MINIMUM_LENGTH} to {MAX_PASSWORD_LENGTH}; "
+            f"{DEFAULT_MINIMUM_LENGTH} when left out)."
+        ),
+    ] = None,
+    require_symbols: Annotated[
+        bool, typer.Option(help=f"At least one symbol: {SYMBOLS_TEXT}")
+    ] = False,
+    require_numbers: Annotated[bool, typer.Option(help="At least one digit (0-9).")] = False,
+    require_uppercase: Annotated[
+        bool, typer.Option(help="At least one uppercase letter (A-Z).")
+    ] = False,
+    require_lowercase: Annotated[
+        bool, typer.Option(help="At least one lowercase letter (a-z).")
+    ] = False,
+    max_age: Annotated[
+        int | None,
+        typer.Option(
+            metavar="DAYS",
+            help=f"Passwords expire after DAYS (1 to {MAX_PASSWORD_AGE_DAYS}); never when "
+            "left out.",
+        ),
+    ] = None,
+    reuse_prevention: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help=f"A new password may not be any of the last N (1 to {MAX_REUSE_PREVENTION}).",
+        ),
+    ] = None,
+    hard_expiry: Annotated[
+        bool,
+        typer.Option(
+            help="An expired password can only be reset by an administrator "
+            "(kennel iam users set-password)."
+        ),
+    ] = False,
+    allow_users_to_change: Annotated[
+        bool,
+        typer.Option(
+            help="Every user may change their own password, without a policy allowing "
+            "iam:ChangePassword."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the password policy (iam update-account-password-policy). It replaces the whole
+    policy, as on AWS: an option left out takes its default, not its present value."""
+    numbers = {
+        "MinimumPasswordLength": min_length,
+        "MaxPasswordAge": max_age,
+        "PasswordReusePrevention": reuse_prevention,
+    }
+    iam = aws_client("iam")
+    iam.update_account_password_policy(
+        RequireSymbols=require_symbols,
+        RequireNumbers=require_numbers,
+        RequireUppercaseCharacters=require_uppercase,
+        RequireLowercaseCharacters=require_lowercase,
+        AllowUsersToChangePassword=allow_users_to_change,
+        HardExpiry=hard_expiry,
+        **{name: value for name, value in numbers.items() if value is not None},
+    )
+    policy = _account_password_policy(iam)
+    if as_json:
+        print_json(plain(policy))
+        return
+    console.print("Set the account's password policy:")
+    if policy is not None:
+        _show_password_policy(policy)
+
+
+@password_policy_app.command("delete")
+def delete_password_policy() -> None:
+    """Remove the password policy: kennel's default rule applies again."""
+    aws_client("iam").delete_account_password_policy()
+    console.print("Deleted the account's password policy.")
+    console.print(
+        f"kennel's own rule applies again: {KENNEL_PASSWORD_RULE}",
+        style="dim",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 # STS -------------------------------------------------------------------------------------------

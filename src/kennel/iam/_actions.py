@@ -195,6 +195,10 @@ _CATALOG: list[tuple[str, str, Access, str]] = [
     ("iam", "DeleteLoginProfile", "Write", _iam("user")),
     # A user's own console password (AWS allows it on the caller's own user only)
     ("iam", "ChangePassword", "Write", _iam("user")),
+    # The account's password policy (AllowUsersToChangePassword lets every user read it)
+    ("iam", "UpdateAccountPasswordPolicy", "Write", "*"),
+    ("iam", "GetAccountPasswordPolicy", "Read", "*"),
+    ("iam", "DeleteAccountPasswordPolicy", "Write", "*"),
     ("iam", "CreateGroup", "Write", _iam("group")),
     ("iam", "GetGroup", "Read", _iam("group")),
     ("iam", "ListGroups", "List", "*"),

@@ -22,11 +22,22 @@ from sqlalchemy import delete, insert, select
 
 from kennel._errors import AccessDeniedError, NotFoundError
 from kennel.iam._actions import UNAUTHORIZED_ACTIONS
-from kennel.iam._policy import AuthzRequest, Decision, Policy, evaluate
+from kennel.iam._builtin import BUILTIN_BY_ARN
+from kennel.iam._policy import AuthzRequest, Decision, Policy, evaluate, parse_policy
 from kennel.iam._service import IamService, Principal
 from kennel.store import AccessLogEntry, Database, Role, User
 
 log = logging.getLogger(__name__)
+
+SELF_SERVICE_PASSWORD_ACTIONS = frozenset({"iam:ChangePassword", "iam:GetAccountPasswordPolicy"})
+"""What the password policy's AllowUsersToChangePassword grants every IAM user."""
+USERS_CHANGE_PASSWORD = parse_policy(
+    BUILTIN_BY_ARN["arn:aws:iam::aws:policy/IAMUserChangePassword"].document,
+    name="AllowUsersToChangePassword (the account password policy)",
+)
+"""AllowUsersToChangePassword acts as if IAMUserChangePassword were attached to every user:
+their own password and the policy itself, nothing more; an explicit deny or a permissions
+boundary still limits it, as it would that policy."""
 
 
 @dataclass
@@ -338,6 +349,12 @@ class Authorizer:
                 resource_policy=resource_policy,
                 boundary=principal.boundary,
             )
+            if self._users_change_password(principal, action, decision):
+                decision = evaluate(
+                    request,
+                    (*principal.policies, USERS_CHANGE_PASSWORD),
+                    boundary=principal.boundary,
+                )
         if action in UNAUTHORIZED_ACTIONS:
             decision = Decision(True, "allowed")
         elif (
@@ -370,6 +387,18 @@ class Authorizer:
             context=context,
             session_policy_denied=session_denied,
         )
+
+    def _users_change_password(self, principal: Principal, action: str, decision: Decision) -> bool:
+        """Whether to decide again with AllowUsersToChangePassword's grant: the one place
+        the account password policy widens what a user may do, for the Query API's
+        ChangePassword/GetAccountPasswordPolicy and the console's change-password alike.
+        Read only for a user refused one of those two actions (no cost on other calls)."""
+        if decision.allowed or decision.reason == "explicit-deny" or principal.kind != "user":
+            return False
+        if action not in SELF_SERVICE_PASSWORD_ACTIONS:
+            return False
+        policy = self.iam.account_password_policy()
+        return policy is not None and policy.allow_users_to_change_password
 
     def authorize(
         self,

@@ -15,12 +15,13 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pyotp
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from kennel.iam._builtin import ADMINISTRATOR_ACCESS, BUILTIN_POLICIES
@@ -36,9 +37,17 @@ from kennel.iam._errors import (
     WrongOldPasswordError,
 )
 from kennel.iam._keys import SecretBox, new_access_key_id, new_secret_access_key
+from kennel.iam._password_policy import (
+    DEFAULT_RULES,
+    MAX_PASSWORD_LENGTH,
+    MAX_REUSE_PREVENTION,
+    MIN_PASSWORD_LENGTH,
+    PasswordPolicy,
+)
 from kennel.iam._policy import AuthzRequest, Policy, evaluate, parse_policy
 from kennel.store import (
     AccessKey,
+    AccountPasswordPolicy,
     Boundary,
     Database,
     Group,
@@ -55,6 +64,9 @@ from kennel.store import (
 )
 
 PrincipalKind = Literal["user", "group", "role"]
+PasswordState = Literal["valid", "reset-required", "expired", "hard-expired"]
+"""Whether a console password signs its user in: ``expired`` (MaxPasswordAge) is held for a
+new password like ``reset-required``; ``hard-expired`` (HardExpiry) waits for an admin."""
 
 MAX_KEYS_PER_USER = 2
 MIN_SESSION_SECONDS = 900
@@ -70,8 +82,6 @@ _ROLE_DESCRIPTION = re.compile(r"[\t\n\r\x20-\x7e\xa1-\xff]*")
 _XML_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 """What the Query protocol's XML answers can carry (a policy's Description is otherwise free)."""
 MAX_DESCRIPTION = 1000
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 128
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 """scrypt's cost (16 MiB, some 50 ms a check); stored with each hash, so raising it later
 leaves the passwords hashed before still checkable."""
@@ -523,21 +533,57 @@ class IamService:
             }
         }
 
+    def _check_new_password(
+        self, session: DbSession, password: str, profile: LoginProfile | None = None
+    ) -> None:
+        """Refuse (PasswordPolicyViolation) a new console password the account's password
+        policy does not allow, naming each rule it breaks; without a policy, kennel's own
+        8..128 characters. With PasswordReusePrevention N, ``profile``'s current password
+        and the ones before it, N in all, may not come back."""
+        policy = self._password_policy(session)
+        if policy is None or not isinstance(password, str):
+            _check_password(password)
+            return
+        problems = policy.violations(password)
+        if problems:
+            raise PasswordPolicyViolationError("; ".join(problems))
+        remembered = policy.password_reuse_prevention
+        if profile is not None and remembered:
+            recent = [profile.password_hash, *profile.previous_password_hashes][:remembered]
+            if any(verify_password(password, stored) for stored in recent):
+                raise PasswordPolicyViolationError(
+                    f"Password should not be one of the last {remembered} "
+                    f"password{'s' if remembered > 1 else ''} of this user (the account's "
+                    "password policy prevents reusing them)"
+                )
+
+    def _set_password(self, profile: LoginProfile, password: str) -> None:
+        """Replace the password, remembering the one before (hashed) for reuse prevention."""
+        profile.previous_password_hashes = [
+            profile.password_hash,
+            *profile.previous_password_hashes,
+        ][: MAX_REUSE_PREVENTION - 1]
+        profile.password_hash = hash_password(password)
+        profile.password_changed_at = self.clock()
+
     def create_login_profile(
         self, user_name: str, password: str, password_reset_required: bool = False
     ) -> dict[str, Any]:
-        _check_password(password)
         with self.db.session() as session:
             self._user(session, user_name)
             if session.get(LoginProfile, user_name) is not None:
                 raise EntityAlreadyExistsError(
                     f"Login Profile for user {user_name} already exists."
                 )
+            self._check_new_password(session, password)
+            now = self.clock()
             profile = LoginProfile(
                 user_name=user_name,
                 password_hash=hash_password(password),
                 password_reset_required=password_reset_required,
-                created_at=self.clock(),
+                created_at=now,
+                password_changed_at=now,
+                previous_password_hashes=[],
             )
             session.add(profile)
             session.flush()
@@ -553,12 +599,11 @@ class IamService:
         password: str | None = None,
         password_reset_required: bool | None = None,
     ) -> None:
-        if password is not None:
-            _check_password(password)
         with self.db.session() as session:
             profile = self._login_profile(session, user_name)
             if password is not None:
-                profile.password_hash = hash_password(password)
+                self._check_new_password(session, password, profile)
+                self._set_password(profile, password)
             if password_reset_required is not None:
                 profile.password_reset_required = password_reset_required
 
@@ -568,24 +613,37 @@ class IamService:
 
     def change_password(self, user_name: str, old_password: str, new_password: str) -> None:
         """IAM's ChangePassword: a user replaces their own console password, proving the old
-        one; the new one must pass the same rules as CreateLoginProfile's, and choosing it
-        ends a PasswordResetRequired."""
+        one; the new one must pass the same rules as CreateLoginProfile's (and the password
+        policy's reuse prevention), and choosing it ends a PasswordResetRequired."""
         with self.db.session() as session:
             profile = self._login_profile(session, user_name)
             if not verify_password(old_password, profile.password_hash):
                 raise WrongOldPasswordError("The old password is not correct.")
-            _check_password(new_password)
             if new_password == old_password:
                 raise PasswordPolicyViolationError(
                     "The new password must be different from the old one."
                 )
-            profile.password_hash = hash_password(new_password)
+            self._check_new_password(session, new_password, profile)
+            self._set_password(profile, new_password)
             profile.password_reset_required = False
 
     def password_reset_required(self, user_name: str) -> bool:
         """Whether the user must choose a new console password before signing in."""
         with self.db.session() as session:
             return self._login_profile(session, user_name).password_reset_required
+
+    def password_state(self, user_name: str) -> PasswordState:
+        """Whether the user's console password signs them in, or why not: an expired one
+        (older than the policy's MaxPasswordAge) waits for a new password as a reset does,
+        unless the policy's HardExpiry leaves that to an administrator."""
+        with self.db.session() as session:
+            profile = self._login_profile(session, user_name)
+            policy = self._password_policy(session)
+            if policy is not None and policy.expired(
+                _aware(profile.password_changed_at), self.clock()
+            ):
+                return "hard-expired" if policy.hard_expiry else "expired"
+            return "reset-required" if profile.password_reset_required else "valid"
 
     def check_password(self, user_name: str, password: str) -> bool:
         """Whether ``password`` is the user's console password; False, never an error, for
@@ -610,6 +668,62 @@ class IamService:
                 seconds=seconds,
             )
         return {"Credentials": credentials}
+
+    # --- the account password policy ------------------------------------------------
+
+    def _password_policy(self, session: DbSession) -> PasswordPolicy | None:
+        row = session.get(AccountPasswordPolicy, self.account_id)
+        if row is None:
+            return None
+        return PasswordPolicy(**{f.name: getattr(row, f.name) for f in fields(PasswordPolicy)})
+
+    def account_password_policy(self) -> PasswordPolicy | None:
+        """The account's password policy, or None when none is set."""
+        with self.db.session() as session:
+            return self._password_policy(session)
+
+    def update_account_password_policy(self, policy: PasswordPolicy) -> None:
+        """IAM's UpdateAccountPasswordPolicy: ``policy`` replaces the whole policy (AWS has
+        no partial update; what the call left out has AWS's default)."""
+        try:
+            self._write_password_policy(policy)
+        except IntegrityError:
+            # Another call made the first policy between our read and insert: replace it.
+            self._write_password_policy(policy)
+
+    def _write_password_policy(self, policy: PasswordPolicy) -> None:
+        with self.db.session() as session:
+            row = session.get(AccountPasswordPolicy, self.account_id)
+            if row is None:
+                row = AccountPasswordPolicy(account_id=self.account_id)
+                session.add(row)
+            for name, value in asdict(policy).items():
+                setattr(row, name, value)
+            row.updated_at = self.clock()
+
+    def password_rules(self) -> str:
+        """What a new console password needs now (the policy's rules, or kennel's own)."""
+        policy = self.account_password_policy()
+        return DEFAULT_RULES if policy is None else policy.rules()
+
+    def get_account_password_policy(self) -> dict[str, Any]:
+        policy = self.account_password_policy()
+        if policy is None:
+            raise self._no_password_policy()
+        return {"PasswordPolicy": policy.shape()}
+
+    def delete_account_password_policy(self) -> None:
+        with self.db.session() as session:
+            row = session.get(AccountPasswordPolicy, self.account_id)
+            if row is None:
+                raise self._no_password_policy()
+            session.delete(row)
+
+    def _no_password_policy(self) -> NoSuchEntityError:
+        # AWS's message exactly (no hint: it would be appended to what boto3 shows).
+        return NoSuchEntityError(
+            f"The Password Policy with domain name {self.account_id} cannot be found."
+        )
 
     # --- groups ----------------------------------------------------------------------
 

@@ -402,6 +402,31 @@ class LoginProfile(Base):
     """``scrypt$N$r$p$<salt b64>$<hash b64>``: the parameters travel with the hash."""
     password_reset_required: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    """When the password was last set: MaxPasswordAge counts from here."""
+    previous_password_hashes: Mapped[list[str]] = mapped_column(default=list)
+    """scrypt hashes of the passwords before this one, newest first (at most 24), for
+    PasswordReusePrevention; never the passwords themselves."""
+
+
+class AccountPasswordPolicy(Base):
+    """The account's password policy (IAM's UpdateAccountPasswordPolicy): one row or none."""
+
+    __tablename__ = "iam_account_password_policy"
+
+    account_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    minimum_password_length: Mapped[int] = mapped_column(Integer)
+    require_symbols: Mapped[bool]
+    require_numbers: Mapped[bool]
+    require_uppercase_characters: Mapped[bool]
+    require_lowercase_characters: Mapped[bool]
+    allow_users_to_change_password: Mapped[bool]
+    max_password_age: Mapped[int] = mapped_column(Integer)
+    """Days a password is valid; 0 = it never expires."""
+    password_reuse_prevention: Mapped[int] = mapped_column(Integer)
+    """How many previous passwords a new one must differ from; 0 = off."""
+    hard_expiry: Mapped[bool]
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ResourcePolicy(Base):

@@ -34,7 +34,7 @@ def test_migrations_create_every_model_table(empty: Database) -> None:
     empty.upgrade()
     tables = set(inspect(empty.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    assert empty.revision() == empty.head_revision() == "0014"
+    assert empty.revision() == empty.head_revision() == "0015"
 
 
 def test_migration_columns_match_the_models(empty: Database) -> None:

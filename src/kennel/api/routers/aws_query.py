@@ -27,6 +27,7 @@ from kennel.api.routers import autoscaling_json
 from kennel.iam._actions import action as catalog_action
 from kennel.iam._authorizer import Outcome
 from kennel.iam._errors import IamValidationError, InvalidUserTypeError
+from kennel.iam._password_policy import PasswordPolicy
 from kennel.iam._service import Principal, PrincipalKind
 
 router = APIRouter(tags=["iam"])
@@ -64,6 +65,11 @@ def _int(params: Params, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise IamValidationError(f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def _optional_int(params: Params, name: str) -> int | None:
+    """A number the caller may leave out (None), as the password policy's."""
+    return None if params.get(name) in (None, "") else _int(params, name, 0)
 
 
 def _bool(params: Params, name: str) -> bool:
@@ -191,6 +197,23 @@ def _principal_ops(kind: PrincipalKind, key: str, resource: ResourceOf) -> dict[
     }
 
 
+def _update_password_policy(ctx: ServerContext, params: Params, caller: Principal) -> None:
+    """Every parameter left out takes AWS's default: the call replaces the whole policy."""
+    ctx.iam.update_account_password_policy(
+        PasswordPolicy.given(
+            minimum_password_length=_optional_int(params, "MinimumPasswordLength"),
+            require_symbols=_bool(params, "RequireSymbols"),
+            require_numbers=_bool(params, "RequireNumbers"),
+            require_uppercase_characters=_bool(params, "RequireUppercaseCharacters"),
+            require_lowercase_characters=_bool(params, "RequireLowercaseCharacters"),
+            allow_users_to_change_password=_bool(params, "AllowUsersToChangePassword"),
+            max_password_age=_optional_int(params, "MaxPasswordAge"),
+            password_reuse_prevention=_optional_int(params, "PasswordReusePrevention"),
+            hard_expiry=_bool(params, "HardExpiry"),
+        )
+    )
+
+
 def _simulate(ctx: ServerContext, params: Params, caller: Principal) -> dict[str, Any]:
     context: dict[str, Any] = {}
     for entry in _list(params, "ContextEntries"):
@@ -297,6 +320,19 @@ IAM_OPERATIONS: dict[str, Operation] = {
         lambda x, p, c: x.iam.change_password(
             c.name, _required(p, "OldPassword"), _required(p, "NewPassword")
         ),
+    ),
+    "UpdateAccountPasswordPolicy": Operation(
+        "iam:UpdateAccountPasswordPolicy", _star, _update_password_policy
+    ),
+    "GetAccountPasswordPolicy": Operation(
+        "iam:GetAccountPasswordPolicy",
+        _star,
+        lambda x, p, c: x.iam.get_account_password_policy(),
+    ),
+    "DeleteAccountPasswordPolicy": Operation(
+        "iam:DeleteAccountPasswordPolicy",
+        _star,
+        lambda x, p, c: x.iam.delete_account_password_policy(),
     ),
     "CreateGroup": Operation(
         "iam:CreateGroup",

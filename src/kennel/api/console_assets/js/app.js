@@ -255,7 +255,7 @@ async function postSignIn(url, fields) {
 
 /** The form a user whose password must be reset fills in: the new password twice. */
 function newPasswordForm(status, userName, oldPassword, reason) {
-  const fresh = h("input", { id: "new-password", name: "new_password", type: "password", autocomplete: "new-password", required: true, minlength: "8", maxlength: "128", "aria-describedby": "new-password-rules" });
+  const fresh = h("input", { id: "new-password", name: "new_password", type: "password", autocomplete: "new-password", required: true, maxlength: "128", "aria-describedby": "new-password-rules" });
   const confirm = h("input", { id: "confirm-password", name: "confirm_password", type: "password", autocomplete: "new-password", required: true });
   const form = h(
     "form",
@@ -263,7 +263,7 @@ function newPasswordForm(status, userName, oldPassword, reason) {
     h("h2", {}, "Choose a new password"),
     h("p", {}, reason || "Your password must be changed before you sign in."),
     h("p", {}, "IAM user: ", h("strong", {}, userName)),
-    h("div", { class: "field" }, h("label", { for: "new-password" }, "New password"), fresh, h("p", { id: "new-password-rules", class: "help" }, "8 to 128 characters, different from the old one.")),
+    h("div", { class: "field" }, h("label", { for: "new-password" }, "New password"), fresh, h("p", { id: "new-password-rules", class: "help" }, "Different from the old one, and following the rules above.")),
     h("div", { class: "field" }, h("label", { for: "confirm-password" }, "Confirm new password"), confirm),
     h("button", { type: "submit", class: "btn primary" }, "Change password and sign in"),
   );
